@@ -1,0 +1,85 @@
+"""Make a lab's student notebook from its nbgrader source notebook (`autograder assign`).
+
+nbgrader's own preprocessors run as a library, so solution and hidden-test markers, locked cells and
+checksums mean exactly what they mean in nbgrader, with no course directory or gradebook. The
+output is deterministic (same bytes on every run), so a test can compare it with the committed file.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import nbformat
+from nbgrader.preprocessors import (
+    CheckCellMetadata,
+    ClearHiddenTests,
+    ClearOutput,
+    ClearSolutions,
+    ComputeChecksums,
+    LockCells,
+)
+from traitlets.config import Config
+
+# What students find in place of a solution; pinned here so that a change of nbgrader's defaults
+# shows up as a diff of the committed student notebooks rather than silently.
+CODE_STUB = "# YOUR CODE HERE\nraise NotImplementedError()"
+TEXT_STUB = "YOUR ANSWER HERE"
+
+
+def _config() -> Config:
+    config = Config()
+    config.ClearSolutions.code_stub = {"python": CODE_STUB}
+    config.ClearSolutions.text_stub = TEXT_STUB
+    config.ClearSolutions.enforce_metadata = True  # a marker outside a solution cell is an error
+    config.ClearHiddenTests.enforce_metadata = True
+    return config
+
+
+def make_student_notebook(solution_path: Path) -> nbformat.NotebookNode:
+    """Return the student version of the nbgrader source notebook at `solution_path`.
+
+    Same steps as `nbgrader generate_assignment`, less the gradebook: validate the nbgrader
+    metadata, lock cells, replace solutions by stubs, clear outputs, then drop hidden tests.
+    As in nbgrader, checksums are computed before and again after the hidden tests are removed;
+    the second pass (nbgrader's gradebook keeps the first) makes them match what students
+    receive, so an edited locked cell can be detected.
+    """
+    nb = nbformat.read(Path(solution_path), as_version=4)
+    config = _config()
+    steps = [
+        CheckCellMetadata(config=config),
+        LockCells(config=config),
+        ClearSolutions(config=config),
+        ClearOutput(config=config),
+        ComputeChecksums(config=config),
+        ClearHiddenTests(config=config),
+        ComputeChecksums(config=config),
+    ]
+    # ClearSolutions puts the kernel language into resources itself (from the kernelspec, default
+    # python); no other step reads or writes resources.
+    resources: dict = {}
+    for step in steps:
+        nb, resources = step.preprocess(nb, resources)
+    _fix_cell_ids(nb)
+    return nb
+
+
+def _fix_cell_ids(nb: nbformat.NotebookNode) -> None:
+    """Give every cell a stable id; nbformat would otherwise invent random ones when writing."""
+    nb.nbformat_minor = max(nb.nbformat_minor, 5)
+    taken = {cell.get("id") for cell in nb.cells}
+    for index, cell in enumerate(nb.cells):
+        if not cell.get("id"):
+            grade_id = cell.metadata.get("nbgrader", {}).get("grade_id")
+            candidate = grade_id if grade_id and grade_id not in taken else f"cell-{index}"
+            cell["id"] = candidate
+            taken.add(candidate)
+
+
+def write_student_notebook(solution_path: Path, out_path: Path) -> nbformat.NotebookNode:
+    """Write the student notebook made from `solution_path` to `out_path`, and return it."""
+    nb = make_student_notebook(solution_path)
+    out_path = Path(out_path)
+    out_path.parent.mkdir(parents=True, exist_ok=True)
+    nbformat.write(nb, out_path)
+    return nb

@@ -1,0 +1,136 @@
+"""Execute: papermill runs the notebook in a fresh sandbox; the harness saves the declared exports.
+
+The verdict on how the run went comes from the backend (time, memory, exit) and the runner's
+report, never from files the student's code could have written.
+"""
+
+from __future__ import annotations
+
+import shutil
+from dataclasses import dataclass
+from pathlib import Path
+
+import nbformat
+
+from autograder.lab import Lab
+from autograder.results import ExecutionResult
+from autograder.sandbox import SandboxBackend, SandboxJob, SandboxRun
+from autograder.spec import Limits, human_size
+from autograder.workspace import copy_read_only, read_capped, workdir
+
+EXECUTED = "executed.ipynb"
+EXPORTS = "exports"
+MAX_EXECUTED_BYTES = 50 * 1024**2
+MAX_EXPORT_BYTES = 2 * 1024**3
+
+
+@dataclass
+class Executed:
+    result: ExecutionResult
+    folder: Path  # artifacts: executed.ipynb (when readable) and exports/<name>.pkl
+
+    @property
+    def notebook_path(self) -> Path:
+        return self.folder / EXECUTED
+
+    @property
+    def exports_dir(self) -> Path:
+        return self.folder / EXPORTS
+
+
+def request(lab: Lab, limits: Limits) -> dict:
+    """The runner's job; everything in it is relative to the work dir, so any backend can mount it."""
+    parameters = {**lab.spec.parameters, "data_dir": "data", "device": "cuda" if limits.gpus else "cpu"}
+    return {
+        "notebook": "submission.ipynb",
+        "output": EXECUTED,
+        "parameters": parameters,
+        "exports": lab.spec.exports,
+        "exports_dir": EXPORTS,
+        "cell_timeout": limits.cell_timeout,
+        "output_cap": int(limits.output),
+    }
+
+
+def execute(lab: Lab, notebook: Path, backend: SandboxBackend, limits: Limits, artifacts: Path,
+            scratch: Path | None = None) -> Executed:
+    with workdir("execute", scratch) as wd:
+        shutil.copyfile(notebook, wd / "submission.ipynb")
+        copy_read_only(lab.public_data_dir, wd / "data")
+        run = backend.run(SandboxJob(stage="execute", workdir=wd, request=request(lab, limits), limits=limits))
+        artifacts.mkdir(parents=True, exist_ok=True)
+        result = interpret(run, limits)
+        data = read_capped(wd / EXECUTED, MAX_EXECUTED_BYTES)
+        if data is not None:
+            (artifacts / EXECUTED).write_bytes(data)
+        elif (wd / EXECUTED).exists():
+            result.message += " (the executed notebook was too large to keep)"
+        _keep_exports(wd / EXPORTS, artifacts / EXPORTS, lab.spec.exports, result)
+    return Executed(result=result, folder=artifacts)
+
+
+def interpret(run: SandboxRun, limits: Limits) -> ExecutionResult:
+    peak = round(run.peak_memory_bytes / 1024**2, 1) if run.peak_memory_bytes else None
+    base = dict(duration_s=run.duration_s, peak_memory_mb=peak, stderr_tail=run.stderr[-2000:])
+    if run.status == "timeout":
+        return ExecutionResult(status="timeout", message=(
+            f"The notebook was stopped after {limits.timeout:g} s, the lab's time limit for the whole run "
+            "(an endless loop, or training for too long?)."), **base)
+    if run.status == "memory":
+        return ExecutionResult(status="memory", message=(
+            f"The notebook was stopped for using more than {human_size(limits.memory)} of memory, "
+            "the lab's limit."), **base)
+    if run.status == "crashed":
+        return ExecutionResult(status="crashed", message=f"The notebook's process died: {run.message}.", **base)
+    if run.status in ("harness-error", "cancelled"):
+        return ExecutionResult(status="harness-error", message=run.message, **base)
+    report = run.report or {}
+    status = report.get("status", "harness-error")
+    cell = report.get("cell")
+    where = f"Cell {cell}" if cell else "A cell"
+    base.update(cell=cell, output_truncated_bytes=int(report.get("output_truncated_bytes", 0)))
+    if status == "ok":
+        return ExecutionResult(status="ok", **base)
+    if status == "error":
+        evalue = str(report.get("evalue", "")).strip().splitlines()
+        first = evalue[0][:300] if evalue else ""
+        return ExecutionResult(status="error", message=f"{where} raised {report.get('ename')}: {first}".rstrip(": "),
+                               **base)
+    if status == "memory":
+        return ExecutionResult(status="memory", message=(
+            f"{where} ran out of memory (MemoryError); the lab's limit is {human_size(limits.memory)}."), **base)
+    if status == "cell-timeout":
+        return ExecutionResult(status="cell-timeout", message=(
+            f"{where} ran longer than {limits.cell_timeout:g} s, the lab's time limit per cell "
+            "(an endless loop?)."), **base)
+    if status == "crashed":
+        return ExecutionResult(status="crashed", message=f"{where} crashed the notebook's kernel.", **base)
+    text = str(report.get("message", "")).strip().splitlines() or ["the runner sent no report"]
+    base["stderr_tail"] = str(report.get("message", ""))[-2000:] or base["stderr_tail"]
+    return ExecutionResult(status="harness-error", message=text[-1][:300], **base)
+
+
+def _keep_exports(src: Path, dst: Path, names: list[str], result: ExecutionResult) -> None:
+    """Move the declared exports (only those, only regular files) into the artifacts, under a size cap."""
+    dst.mkdir(parents=True, exist_ok=True)
+    total = 0
+    for name in names:
+        path = src / f"{name}.pkl"
+        if not (path.is_file() and not path.is_symlink()):
+            continue
+        total += path.stat().st_size
+        if total > MAX_EXPORT_BYTES:
+            break
+        shutil.move(path, dst / path.name)
+        result.exports.append(name)
+
+
+def load_notebook(path: Path, cap: int = MAX_EXECUTED_BYTES) -> nbformat.NotebookNode | None:
+    """Parse a notebook as data, under a size cap; None when it is missing or unreadable."""
+    data = read_capped(path, cap)
+    if data is None:
+        return None
+    try:
+        return nbformat.reads(data.decode("utf-8", "replace"), as_version=4)
+    except Exception:  # malformed JSON or schema: treat as absent
+        return None

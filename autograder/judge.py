@@ -1,0 +1,52 @@
+"""Judge: on the host, in trusted code only, turn the evidence into criterion results and a verdict."""
+
+from __future__ import annotations
+
+import tempfile
+import threading
+from pathlib import Path
+
+from autograder import __version__
+from autograder.criteria import build
+from autograder.criteria.base import Evidence, ProbeData
+from autograder.intake import Submission
+from autograder.lab import Lab
+from autograder.pytest_plugin import TestContext, run_tests
+from autograder.results import ExecutionResult, SubmissionResult
+from autograder.rubric import decide
+
+# pytest.main swaps process-wide state (sys.modules, warnings, capture): one run at a time.
+_PYTEST_LOCK = threading.Lock()
+_INI: Path | None = None
+
+
+def _empty_ini() -> Path:
+    """An empty pytest.ini so the hidden tests never pick up the course repo's own pytest settings."""
+    global _INI
+    if _INI is None:
+        folder = Path(tempfile.mkdtemp(prefix="autograder-pytest-"))
+        (folder / "pytest.ini").write_text("[pytest]\n")
+        _INI = folder / "pytest.ini"
+    return _INI
+
+
+def judge(lab: Lab, submission: Submission, execution: ExecutionResult, notebook, probes: ProbeData,
+          backend: str = "") -> SubmissionResult:
+    evidence = Evidence(lab=lab, execution=execution, notebook=notebook, probes=probes, labels=lab.labels())
+    wants_tests = any(c.kind == "hidden-tests" for c in lab.rubric.criteria)
+    if wants_tests and execution.status == "ok":
+        context = TestContext(lab=lab, probes=probes, notebook=notebook)
+        with _PYTEST_LOCK:
+            evidence.tests, evidence.tests_error = run_tests(lab.test_files(), context, _empty_ini())
+        evidence.metrics = context.metrics
+    criteria = [build(spec).check(evidence) for spec in lab.rubric.criteria]
+    notes = []
+    if execution.output_truncated_bytes:
+        notes.append(f"The notebook printed {execution.output_truncated_bytes / 1024**2:.1f} MB more output than "
+                     "the lab keeps; the rest was dropped.")
+    return SubmissionResult(
+        lab=lab.name, student=submission.student, submission_hash=submission.sha256, lab_version=lab.version,
+        rubric_hash=lab.rubric_hash, verdict=decide(criteria), criteria=criteria, execution=execution,
+        probes=probes.report, tests=evidence.tests or [], metrics=evidence.metrics, notes=notes, backend=backend,
+        harness_version=__version__,
+    )

@@ -1,0 +1,174 @@
+"""One submission's way through: intake -> execute -> probe -> judge -> record.
+
+Each stage's output is recorded under the hash of its inputs, so a rerun repeats only what
+changed: a new rubric or hidden test re-judges from recorded outputs, a new probe re-probes, and
+only a new submission or execute configuration re-runs the notebook.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import logging
+import time
+import traceback
+from collections.abc import Callable, Iterable
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from autograder import __version__
+from autograder.criteria.base import ProbeData
+from autograder.execute import Executed, execute, load_notebook
+from autograder.execute import request as execute_request
+from autograder.intake import Submission
+from autograder.judge import judge
+from autograder.lab import Lab, sha256_files
+from autograder.probe import load_outputs, probe
+from autograder.results import CriterionResult, ExecutionResult, ProbeReport, SubmissionResult
+from autograder.sandbox import SandboxBackend
+from autograder.sandbox.base import CANCEL, RUNNER
+from autograder.spec import Limits
+from autograder.store import StageRecord, Store
+from autograder.workspace import remove_tree
+
+log = logging.getLogger(__name__)
+_RUNNER_HASH = sha256_files([RUNNER])[:16]
+
+
+@dataclass
+class Options:
+    force: bool = False
+    jobs: int = 1
+    limits: dict = field(default_factory=dict)  # CLI overrides of the lab's execute limits
+    scratch: Path | None = None  # where work dirs go (default: the system temp dir)
+
+
+def _key(*parts: object) -> str:
+    return hashlib.sha256(json.dumps(parts, sort_keys=True, default=str).encode()).hexdigest()
+
+
+class Grader:
+    """Grades submissions of one lab on one backend into one store."""
+
+    def __init__(self, lab: Lab, store: Store, backend: SandboxBackend, options: Options | None = None) -> None:
+        self.lab, self.store, self.backend = lab, store, backend
+        self.options = options or Options()
+        self.limits = Limits.model_validate({**lab.spec.limits.model_dump(), **self.options.limits})
+        self.probe_limits = lab.spec.probe_limits
+
+    def grade_all(self, submissions: Iterable[Submission],
+                  on_done: Callable[[SubmissionResult, bool], None] | None = None) -> list[SubmissionResult]:
+        """Grade every submission (jobs in parallel); results come back in the given order."""
+        subs = list(submissions)
+
+        def one(sub: Submission) -> SubmissionResult:
+            result, cached = self.grade(sub)
+            if on_done:
+                on_done(result, cached)
+            return result
+
+        pool = ThreadPoolExecutor(max_workers=max(1, self.options.jobs))
+        try:
+            futures = [pool.submit(one, sub) for sub in subs]
+            return [f.result() for f in futures]
+        except BaseException:  # Ctrl-C: stop the running sandboxes instead of waiting for them
+            CANCEL.set()
+            raise
+        finally:
+            pool.shutdown(wait=True, cancel_futures=True)
+
+    def grade(self, sub: Submission) -> tuple[SubmissionResult, bool]:
+        """Grade one submission and record it; (result, True) when an identical result was on record."""
+        lab = self.lab
+        if not self.options.force:
+            found = self.store.find(lab.name, sub.student, sub.sha256, lab.version, lab.rubric_hash)
+            if found is not None:
+                return found, True
+        try:
+            result, stages = self._grade(sub)
+        except Exception as exc:  # a harness bug must not stop the batch nor be blamed on the student
+            log.debug("grading %s failed", sub.student, exc_info=True)
+            result, stages = self._internal_error(sub, exc), []
+        if CANCEL.is_set():  # interrupted half-way: record nothing rather than a false `error`
+            return result, False
+        self.store.record(result, stages)
+        return result, False
+
+    def _grade(self, sub: Submission) -> tuple[SubmissionResult, list[StageRecord]]:
+        timings: dict[str, float] = {}
+        stages: list[StageRecord] = []
+        if sub.problem:
+            execution = ExecutionResult(status="invalid", message=f"The submission can't be graded: {sub.problem}.")
+            result = judge(self.lab, sub, execution, None, _skipped("the notebook could not be read"),
+                           self.backend.name)
+            return result, stages
+
+        t = time.monotonic()
+        executed, record = self._execute(sub)
+        timings["execute"] = time.monotonic() - t
+        stages.append(record)
+        notebook = load_notebook(executed.notebook_path) or load_notebook(sub.path)
+
+        t = time.monotonic()
+        if executed.result.status == "ok":
+            report, record = self._probe(sub, executed, record.key)
+            stages.append(record)
+            probes = load_outputs(report, record.artifacts)
+        else:
+            probes = _skipped("the notebook did not run to the end")
+        timings["probe"] = time.monotonic() - t
+
+        t = time.monotonic()
+        result = judge(self.lab, sub, executed.result, notebook, probes, self.backend.name)
+        timings["judge"] = time.monotonic() - t
+        result.timings = {k: round(v, 3) for k, v in timings.items()}
+        return result, stages
+
+    def _execute(self, sub: Submission) -> tuple[Executed, StageRecord]:
+        key = _key("execute", sub.sha256, execute_request(self.lab, self.limits), self.limits.model_dump(),
+                   self.lab.data_hash, _RUNNER_HASH, self.backend.name, __version__)
+        folder = self._artifacts(sub, "execute", key)
+        cached = None if self.options.force else self.store.stage(key)
+        if cached is not None:
+            result = ExecutionResult.model_validate(cached.result)
+            if result.status != "harness-error":
+                return Executed(result=result, folder=cached.artifacts), cached
+        remove_tree(folder)
+        executed = execute(self.lab, sub.path, self.backend, self.limits, folder, self.options.scratch)
+        record = StageRecord(key=key, stage="execute", lab=self.lab.name, submission_hash=sub.sha256,
+                             result=executed.result.model_dump(mode="json"), artifacts=folder)
+        return executed, record
+
+    def _probe(self, sub: Submission, executed: Executed, execute_key: str) -> tuple[ProbeReport, StageRecord]:
+        key = _key("probe", execute_key, self.lab.probes_hash, self.lab.data_hash,
+                   self.probe_limits.model_dump(), _RUNNER_HASH, __version__)
+        folder = self._artifacts(sub, "probe", key)
+        cached = None if self.options.force else self.store.stage(key)
+        if cached is not None:
+            report = ProbeReport.model_validate(cached.result)
+            if report.status != "harness-error":
+                return report, cached
+        remove_tree(folder)
+        report = probe(self.lab, executed.exports_dir, self.backend, self.probe_limits, folder, self.options.scratch)
+        record = StageRecord(key=key, stage="probe", lab=self.lab.name, submission_hash=sub.sha256,
+                             result=report.model_dump(mode="json"), artifacts=folder)
+        return report, record
+
+    def _artifacts(self, sub: Submission, stage: str, key: str) -> Path:
+        return self.store.artifacts_root / self.lab.name / sub.sha256[:16] / f"{stage}-{key[:12]}"
+
+    def _internal_error(self, sub: Submission, exc: Exception) -> SubmissionResult:
+        where = traceback.extract_tb(exc.__traceback__)[-1]
+        text = f"{type(exc).__name__}: {exc} ({Path(where.filename).name}:{where.lineno})"
+        return SubmissionResult(
+            lab=self.lab.name, student=sub.student, submission_hash=sub.sha256, lab_version=self.lab.version,
+            rubric_hash=self.lab.rubric_hash, verdict="error", backend=self.backend.name,
+            harness_version=__version__,
+            criteria=[CriterionResult(id="harness", kind="harness", status="error",
+                                      message=f"The grader failed on this submission (not your fault): {text}")],
+        )
+
+
+def _skipped(why: str) -> ProbeData:
+    return ProbeData(report=ProbeReport(status="skipped", message=why))

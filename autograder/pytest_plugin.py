@@ -1,0 +1,151 @@
+"""The pytest plugin that runs a lab's hidden tests on the host, against one submission's evidence.
+
+Tests ask for what they need by fixture name (see docs/lab-authoring.md); they never see the
+student's objects, only plain arrays the probes produced, the labels and the executed notebook.
+"""
+
+from __future__ import annotations
+
+import importlib.util
+import sys
+from collections.abc import Callable, Iterator, Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+from types import ModuleType
+from typing import Any
+
+import numpy as np
+import pytest
+
+from autograder.criteria.base import EvidenceMissing, ProbeData
+from autograder.results import HiddenTestResult
+
+
+class ProbeOutputs(Mapping):
+    """probe name -> {key: array}; asking for a probe that failed fails the test with its reason."""
+
+    def __init__(self, data: ProbeData) -> None:
+        self._data = data
+
+    def __getitem__(self, name: str) -> dict[str, np.ndarray]:
+        try:
+            return self._data.get(name)
+        except EvidenceMissing as missing:
+            pytest.fail(missing.message, pytrace=False)
+
+    def __iter__(self) -> Iterator[str]:
+        return iter(self._data.arrays)
+
+    def __len__(self) -> int:
+        return len(self._data.arrays)
+
+
+@dataclass
+class TestContext:
+    lab: Any
+    probes: ProbeData
+    notebook: Any
+    metrics: dict[str, float] = field(default_factory=dict)
+
+
+_MODULES: dict[Path, ModuleType] = {}
+
+
+def import_probes(path: Path) -> ModuleType:
+    """The lab's probes.py as a host module (staff code, trusted), imported once per file."""
+    path = path.resolve()
+    if path not in _MODULES:
+        spec = importlib.util.spec_from_file_location(f"autograder_probes_{len(_MODULES)}", path)
+        module = importlib.util.module_from_spec(spec)
+        spec.loader.exec_module(module)
+        _MODULES[path] = module
+    return _MODULES[path]
+
+
+class JudgePlugin:
+    def __init__(self, context: TestContext) -> None:
+        self.ctx = context
+        self.results: list[HiddenTestResult] = []
+        self.errors: list[str] = []
+
+    @pytest.fixture
+    def probe_outputs(self) -> ProbeOutputs:
+        return ProbeOutputs(self.ctx.probes)
+
+    @pytest.fixture
+    def inputs(self) -> dict[str, np.ndarray]:
+        return self.ctx.lab.inputs()
+
+    @pytest.fixture
+    def labels(self) -> dict[str, np.ndarray]:
+        return self.ctx.lab.labels()
+
+    @pytest.fixture
+    def notebook(self):
+        if self.ctx.notebook is None:
+            pytest.fail("the executed notebook could not be read", pytrace=False)
+        return self.ctx.notebook
+
+    @pytest.fixture
+    def record_metric(self) -> Callable[[str, float], None]:
+        def record(name: str, value: float) -> None:
+            self.ctx.metrics[str(name)] = float(value)
+
+        return record
+
+    @pytest.fixture
+    def probes_module(self) -> ModuleType:
+        return import_probes(self.ctx.lab.probes_path)
+
+    @pytest.fixture
+    def lab(self):
+        return self.ctx.lab
+
+    def pytest_collectreport(self, report: pytest.CollectReport) -> None:
+        if report.failed:
+            self.errors.append(f"collecting {report.nodeid or 'tests'}: {_first_line(report.longreprtext)}")
+
+    def pytest_runtest_logreport(self, report: pytest.TestReport) -> None:
+        name = report.nodeid.split("::", 1)[-1]
+        if report.when == "call" or (report.when == "setup" and not report.passed):
+            outcome = report.outcome if report.when == "call" else ("skipped" if report.skipped else "error")
+            self.results.append(HiddenTestResult(name=name, outcome=outcome, message=_message(report)))
+
+    def pytest_internalerror(self, excrepr) -> None:
+        self.errors.append(_first_line(str(excrepr)))
+
+
+def _message(report: pytest.TestReport) -> str:
+    if report.passed:
+        return ""
+    crash = getattr(report.longrepr, "reprcrash", None)
+    text = crash.message if crash is not None else str(report.longrepr)
+    if report.skipped and isinstance(report.longrepr, tuple):
+        text = report.longrepr[2]
+    text = text.split("\nassert ")[0]
+    for prefix in ("AssertionError: ", "Failed: "):
+        text = text.removeprefix(prefix)
+    return text.strip()[:500]
+
+
+def _first_line(text: str) -> str:
+    lines = [ln for ln in text.strip().splitlines() if ln.strip()]
+    return lines[-1][:300] if lines else "unknown error"
+
+
+def run_tests(files: list[Path], context: TestContext, ini: Path) -> tuple[list[HiddenTestResult], str]:
+    """Run hidden test files in this process; returns the results and a harness error (or "")."""
+    plugin = JudgePlugin(context)
+    args = [str(f) for f in files] + [
+        "-c", str(ini), "--rootdir", str(files[0].parent), "-p", "no:cacheprovider", "-p", "no:terminal",
+        "-p", "no:stepwise", "-s", "--import-mode=importlib", "-W", "ignore",
+    ]
+    saved_path = list(sys.path)
+    try:
+        code = pytest.main(args, plugins=[plugin])
+    finally:
+        sys.path[:] = saved_path
+    error = "; ".join(plugin.errors)
+    if not error and code in (pytest.ExitCode.INTERNAL_ERROR, pytest.ExitCode.USAGE_ERROR):
+        error = f"pytest stopped with {code.name}"
+    return plugin.results, error

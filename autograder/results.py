@@ -1,0 +1,86 @@
+"""What a grading produces; every model here is stored as JSON and exported."""
+
+from __future__ import annotations
+
+from datetime import datetime, timezone
+from typing import Any, Literal
+
+from pydantic import BaseModel, Field
+
+Status = Literal["pass", "fail", "review", "error", "skipped"]
+Verdict = Literal["G", "U", "review", "error"]
+ExecutionStatus = Literal["ok", "error", "cell-timeout", "timeout", "memory", "crashed", "invalid", "harness-error"]
+
+# Statuses that are the student's doing; "harness-error" is ours and becomes an `error` verdict.
+STUDENT_FAILURES = frozenset({"error", "cell-timeout", "timeout", "memory", "crashed", "invalid"})
+
+
+def now() -> datetime:
+    return datetime.now(timezone.utc)
+
+
+class CriterionResult(BaseModel):
+    id: str
+    kind: str
+    status: Status
+    value: float | int | str | None = None
+    threshold: float | int | str | None = None
+    message: str = Field(description="One line the student understands.")
+    required: bool = True
+    details: dict[str, Any] = Field(default_factory=dict)
+
+
+class ExecutionResult(BaseModel):
+    """How the notebook run went, read from the sandbox's own state, not from the student's files."""
+
+    status: ExecutionStatus
+    message: str = ""
+    cell: int | None = Field(None, description="1-based index of the failing cell, as the student sees it.")
+    duration_s: float = 0.0
+    peak_memory_mb: float | None = None
+    output_truncated_bytes: int = 0
+    exports: list[str] = Field(default_factory=list, description="Declared exports that were saved.")
+    stderr_tail: str = ""
+
+
+class ProbeStatus(BaseModel):
+    status: Literal["ok", "failed"]
+    error: str = ""
+    keys: list[str] = Field(default_factory=list)
+
+
+class ProbeReport(BaseModel):
+    status: Literal["ok", "skipped", "timeout", "memory", "crashed", "harness-error"]
+    message: str = ""
+    duration_s: float = 0.0
+    probes: dict[str, ProbeStatus] = Field(default_factory=dict)
+    exports: dict[str, str] = Field(default_factory=dict, description="export -> 'ok' or why it failed to load")
+
+
+class HiddenTestResult(BaseModel):
+    name: str
+    outcome: Literal["passed", "failed", "error", "skipped"]
+    message: str = ""
+
+
+class SubmissionResult(BaseModel):
+    lab: str
+    student: str
+    submission_hash: str
+    lab_version: str
+    rubric_hash: str
+    verdict: Verdict
+    criteria: list[CriterionResult]
+    execution: ExecutionResult | None = None
+    probes: ProbeReport | None = None
+    tests: list[HiddenTestResult] = Field(default_factory=list)
+    metrics: dict[str, float] = Field(default_factory=dict)
+    notes: list[str] = Field(default_factory=list)
+    backend: str = ""
+    timings: dict[str, float] = Field(default_factory=dict)
+    graded_at: datetime = Field(default_factory=now)
+    harness_version: str = ""
+
+    def failed(self) -> list[CriterionResult]:
+        """Criteria that keep the verdict from G, in rubric order."""
+        return [c for c in self.criteria if c.required and c.status != "pass"]

@@ -1,0 +1,285 @@
+"""The in-sandbox runner: executes a notebook with papermill, or runs the lab's probes.
+
+It runs inside the sandbox next to untrusted code, so it imports only the standard library and
+what the sandbox image has (papermill, nbformat, numpy, cloudpickle), never `autograder`. It
+reports to the host as one JSON document written to a pipe (`--report-fd`) that the notebook's
+kernel does not inherit; everything else it leaves in the work dir is the student's to tamper
+with, and the host treats it as such.
+
+    python runner.py JOB.json --report-fd N
+"""
+
+from __future__ import annotations
+
+import argparse
+import ctypes
+import importlib.util
+import json
+import os
+import signal
+import sys
+import time
+import traceback
+from pathlib import Path
+
+CAPTURE_TAG = "autograder-capture"
+ERROR_TEXT_CAP = 2000
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__)
+    parser.add_argument("job", type=Path)
+    parser.add_argument("--report-fd", type=int, default=None, help="write the JSON report here (default stdout)")
+    args = parser.parse_args(argv)
+    _become_subreaper()
+    job = json.loads(args.job.read_text())
+    started = time.monotonic()
+    try:
+        report = {"execute": run_execute, "probe": run_probe}[job["stage"]](job)
+    except Exception:  # the runner's own failure: the host makes it `harness-error`
+        report = {"status": "harness-error", "message": traceback.format_exc()[-ERROR_TEXT_CAP:]}
+    report["duration_s"] = round(time.monotonic() - started, 3)
+    _reap_children()
+    data = json.dumps(report).encode()
+    if args.report_fd is None:
+        sys.stdout.buffer.write(data)
+        sys.stdout.flush()
+    else:
+        with os.fdopen(args.report_fd, "wb") as out:
+            out.write(data)
+    return 0
+
+
+# --- execute -------------------------------------------------------------------------------
+
+CAPTURE_SOURCE = '''\
+def __autograder_capture(names, folder):
+    import os, traceback
+    import cloudpickle
+    os.makedirs(folder, exist_ok=True)
+    for name in names:
+        if name not in globals():
+            continue
+        try:
+            with open(os.path.join(folder, name + ".pkl"), "wb") as f:
+                cloudpickle.dump(globals()[name], f)
+        except Exception as exc:
+            with open(os.path.join(folder, name + ".error"), "w") as f:
+                f.write(f"{type(exc).__name__}: {exc}"[:2000])
+__autograder_capture(NAMES, FOLDER)
+del __autograder_capture
+'''
+
+
+def capture_cell(names: list[str], folder: str):
+    import nbformat
+
+    source = CAPTURE_SOURCE.replace("NAMES", repr(list(names))).replace("FOLDER", repr(folder))
+    cell = nbformat.v4.new_code_cell(source)
+    cell.metadata["tags"] = [CAPTURE_TAG]
+    return cell
+
+
+def _capped_engine(output_cap: int):
+    """A papermill engine whose client keeps at most `output_cap` bytes of output per cell."""
+    from papermill.clientwrap import PapermillNotebookClient
+    from papermill.engines import NBClientEngine
+    from papermill.utils import merge_kwargs, remove_args
+
+    class CappedClient(PapermillNotebookClient):
+        def __init__(self, *args, **kwargs):
+            super().__init__(*args, **kwargs)
+            self.kept: dict[int, int] = {}
+            self.dropped = 0
+            self.current: int | None = None
+
+        def execute_cell(self, cell, cell_index, *args, **kwargs):
+            self.current = cell_index  # which cell a timeout or a dead kernel interrupted
+            return super().execute_cell(cell, cell_index, *args, **kwargs)
+
+        def output(self, outs, msg, display_id, cell_index):
+            if msg["msg_type"] in ("stream", "display_data", "execute_result", "update_display_data"):
+                content = msg["content"]
+                size = len(content["text"]) if msg["msg_type"] == "stream" else len(json.dumps(content.get("data", {})))
+                kept = self.kept.get(cell_index, 0)
+                room = output_cap - kept
+                if size > room:
+                    self.dropped += size - max(room, 0)
+                    if room <= 0:
+                        return None
+                    if msg["msg_type"] != "stream":
+                        self.kept[cell_index] = output_cap
+                        self.dropped += room
+                        return self._note(outs)
+                    content["text"] = content["text"][:room] + "\n[autograder: output truncated here]\n"
+                    self.kept[cell_index] = output_cap
+                    return super().output(outs, msg, display_id, cell_index)
+                self.kept[cell_index] = kept + size
+            return super().output(outs, msg, display_id, cell_index)
+
+        @staticmethod
+        def _note(outs):
+            import nbformat
+
+            out = nbformat.v4.new_output("stream", name="stderr", text="[autograder: output truncated here]\n")
+            outs.append(out)
+            return out
+
+    class CappedEngine(NBClientEngine):
+        client = None
+
+        @classmethod
+        def execute_managed_notebook(cls, nb_man, kernel_name, log_output=False, stdout_file=None,
+                                     stderr_file=None, start_timeout=60, execution_timeout=None, **kwargs):
+            kwargs = remove_args(["input_path", "timeout", "startup_timeout"], **kwargs)
+            final = merge_kwargs(kwargs, timeout=execution_timeout, startup_timeout=start_timeout,
+                                 kernel_name=kernel_name, log_output=log_output,
+                                 stdout_file=stdout_file, stderr_file=stderr_file)
+            cls.client = CappedClient(nb_man, **final)
+            return cls.client.execute()
+
+    return CappedEngine
+
+
+def student_cell_number(nb, index: int | None) -> int | None:
+    """1-based position of a cell among the student's own cells (injected ones don't count)."""
+    if index is None:
+        return None
+    skip = {"injected-parameters", CAPTURE_TAG}
+    own = [i for i, c in enumerate(nb.cells) if not skip & set(c.get("metadata", {}).get("tags", []))]
+    return own.index(index) + 1 if index in own else None
+
+
+def run_execute(job: dict) -> dict:
+    import nbformat
+    import papermill
+    from nbclient.exceptions import CellTimeoutError, DeadKernelError
+    from papermill.engines import papermill_engines
+
+    nb = nbformat.read(job["notebook"], as_version=4)
+    nb.cells.append(capture_cell(job["exports"], job["exports_dir"]))
+    engine = _capped_engine(int(job["output_cap"]))
+    papermill_engines.register("autograder-capped", engine)
+    report: dict = {"status": "ok", "message": "", "cell": None}
+    try:
+        papermill.execute_notebook(
+            nb, job["output"], parameters=job["parameters"], engine_name="autograder-capped",
+            kernel_name=job.get("kernel", "python3"), execution_timeout=job.get("cell_timeout"),
+            start_timeout=job.get("start_timeout", 60), progress_bar=False, log_output=False, cwd=".",
+        )
+    except papermill.PapermillExecutionError as exc:
+        report.update(status="error", ename=exc.ename, evalue=str(exc.evalue)[:ERROR_TEXT_CAP],
+                      cell_index=exc.cell_index)
+        if exc.ename == "MemoryError":
+            report["status"] = "memory"
+    except CellTimeoutError as exc:
+        report.update(status="cell-timeout", message=str(exc)[:ERROR_TEXT_CAP])
+    except DeadKernelError as exc:
+        report.update(status="crashed", message=f"the kernel died: {exc}"[:ERROR_TEXT_CAP])
+    client = engine.client
+    if client is not None:
+        report["output_truncated_bytes"] = client.dropped
+        if report["status"] in ("cell-timeout", "crashed") and report.get("cell_index") is None:
+            report["cell_index"] = client.current
+    executed = nbformat.read(job["output"], as_version=4) if os.path.exists(job["output"]) else nb
+    report["cell"] = student_cell_number(executed, report.get("cell_index"))
+    folder = Path(job["exports_dir"])
+    report["exports"] = {
+        name: "ok" if (folder / f"{name}.pkl").is_file()
+        else (folder / f"{name}.error").read_text()[:ERROR_TEXT_CAP] if (folder / f"{name}.error").is_file()
+        else "not defined by the notebook"
+        for name in job["exports"]
+    }
+    return report
+
+
+# --- probe ---------------------------------------------------------------------------------
+
+def run_probe(job: dict) -> dict:
+    import cloudpickle
+    import numpy as np
+
+    folder = Path(job["exports_dir"])
+    exports: dict = {}
+    export_status: dict[str, str] = {}
+    for name in job["exports"]:
+        path = folder / f"{name}.pkl"
+        if not path.is_file():
+            export_status[name] = "not defined by the notebook"
+            continue
+        try:
+            with path.open("rb") as f:
+                exports[name] = cloudpickle.load(f)
+            export_status[name] = "ok"
+        except BaseException as exc:  # noqa: BLE001 - untrusted code may raise anything, SystemExit included
+            export_status[name] = f"could not be loaded: {type(exc).__name__}: {exc}"[:ERROR_TEXT_CAP]
+    inputs = {p.stem: np.load(p, allow_pickle=False) for p in sorted(Path(job["inputs_dir"]).glob("*.npy"))}
+    spec = importlib.util.spec_from_file_location("probes", job["probes"])
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    out_dir = Path(job["outputs_dir"])
+    out_dir.mkdir(parents=True, exist_ok=True)
+    probes: dict[str, dict] = {}
+    for attr in sorted(vars(module)):
+        fn = getattr(module, attr)
+        if not (attr.startswith("probe_") and callable(fn)):
+            continue
+        name = attr.removeprefix("probe_")
+        try:
+            result = fn(dict(exports), dict(inputs))
+            arrays = _plain_arrays(result, np)
+            np.savez(out_dir / f"{name}.npz", **arrays)
+            probes[name] = {"status": "ok", "keys": sorted(arrays)}
+        except KeyError as exc:
+            missing = exc.args[0] if exc.args else "?"
+            why = export_status.get(missing, "") if isinstance(missing, str) else ""
+            text = f"`{missing}` {why}" if why else f"KeyError: {exc}"
+            probes[name] = {"status": "failed", "error": text[:ERROR_TEXT_CAP]}
+        except BaseException as exc:  # noqa: BLE001
+            probes[name] = {"status": "failed", "error": f"{type(exc).__name__}: {exc}"[:ERROR_TEXT_CAP]}
+    return {"status": "ok", "probes": probes, "exports": export_status}
+
+
+def _plain_arrays(result, np) -> dict:
+    if not isinstance(result, dict):
+        raise TypeError(f"a probe must return a dict of arrays, not {type(result).__name__}")
+    arrays = {}
+    for key, value in result.items():
+        if not isinstance(key, str) or not key.isidentifier():
+            raise TypeError(f"probe output keys must be identifiers, got {key!r}")
+        arr = np.asarray(value)
+        if arr.dtype.hasobject:
+            raise TypeError(f"probe output {key!r} is not a plain numeric array (dtype {arr.dtype})")
+        arrays[key] = arr
+    return arrays
+
+
+# --- process hygiene -----------------------------------------------------------------------
+
+def _become_subreaper() -> None:
+    """Orphans of the kernel re-parent to us, so nothing outlives the run unseen."""
+    try:
+        ctypes.CDLL(None, use_errno=True).prctl(36, 1, 0, 0, 0)  # PR_SET_CHILD_SUBREAPER
+    except (OSError, AttributeError):
+        pass
+
+
+def _reap_children() -> None:
+    me = str(os.getpid())
+    for pid in os.listdir("/proc") if os.path.isdir("/proc") else []:
+        if not pid.isdigit():
+            continue
+        try:
+            with open(f"/proc/{pid}/stat") as f:
+                ppid = f.read().rsplit(")", 1)[1].split()[1]
+        except OSError:
+            continue
+        if ppid == me:
+            try:
+                os.kill(int(pid), signal.SIGKILL)
+            except OSError:
+                pass
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

@@ -1,0 +1,22 @@
+"""JSON Schemas of the files course staff write, for editors and CI checks."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+from autograder.results import SubmissionResult
+from autograder.rubric import Rubric
+from autograder.spec import LabSpec
+
+SCHEMAS = {"lab.schema.json": LabSpec, "rubric.schema.json": Rubric, "result.schema.json": SubmissionResult}
+
+
+def write_schemas(folder: Path) -> list[Path]:
+    folder.mkdir(parents=True, exist_ok=True)
+    written = []
+    for name, model in SCHEMAS.items():
+        path = folder / name
+        path.write_text(json.dumps(model.model_json_schema(), indent=2) + "\n", encoding="utf-8")
+        written.append(path)
+    return written

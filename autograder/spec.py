@@ -1,0 +1,90 @@
+"""The lab spec, `assignments/<lab>/lab.yaml`: how a student notebook is run and probed."""
+
+from __future__ import annotations
+
+from typing import Annotated, Literal
+
+from pydantic import BaseModel, ByteSize, ConfigDict, Field, field_validator, model_validator
+
+Identifier = Annotated[str, Field(pattern=r"^[A-Za-z_][A-Za-z0-9_]*$")]
+Slug = Annotated[str, Field(pattern=r"^[a-z0-9][a-z0-9_-]*$")]
+Scalar = str | int | float | bool | None
+
+
+def human_size(n: int) -> str:
+    """2 GiB, 512 MiB: how a student reads a limit."""
+    for unit, size in (("GiB", 1024**3), ("MiB", 1024**2), ("KiB", 1024)):
+        if n >= size:
+            return f"{n / size:.3g} {unit}"
+    return f"{n} B"
+
+# Parameters the harness sets itself: the lab may not give them other meanings.
+RESERVED_PARAMETERS = frozenset({"data_dir", "device"})
+
+
+class Limits(BaseModel):
+    """Resource limits of one sandbox run. Every field can be overridden on the CLI."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    timeout: float = Field(600, gt=0, description="Whole run, in seconds; the process tree is killed at the limit.")
+    cell_timeout: float | None = Field(300, gt=0, description="Per cell, in seconds (papermill's execution timeout).")
+    memory: ByteSize = Field(ByteSize(4 * 1024**3), description="Resident memory of the whole run, e.g. 2GiB.")
+    cpus: float = Field(1, gt=0, description="CPUs; the local backend sets thread counts, Docker enforces it.")
+    gpus: int = Field(0, ge=0, description="Number of GPUs the run may use; 0 hides every GPU.")
+    output: ByteSize = Field(
+        ByteSize(1024**2), description="Notebook output kept per cell; the rest is dropped and counted."
+    )
+
+    @field_validator("memory")
+    @classmethod
+    def _memory_floor(cls, v: ByteSize) -> ByteSize:
+        if v < 64 * 1024**2:
+            raise ValueError("must be at least 64MiB: a Python kernel does not start in less")
+        return v
+
+
+class LabSpec(BaseModel):
+    """What the harness needs to run a lab; public, because students may read it."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    name: Slug
+    version: str = Field(min_length=1, description="Bump when anything graded changes; results record it.")
+    title: str = ""
+    notebook: str = Field(description="The student notebook, relative to assignments/<lab>/.")
+    parameters: dict[Identifier, Scalar] = Field(
+        default_factory=dict, description="papermill parameters injected into the `parameters` cell."
+    )
+    exports: list[Identifier] = Field(
+        min_length=1, description="Names the harness saves after the last cell, for the probes."
+    )
+    splits: dict[Identifier, Literal["public", "hidden"]] = Field(
+        description="Data splits: public ones live in assignments/<lab>/data/<split>.npz, hidden ones in reference/<lab>/data/."
+    )
+    limits: Limits = Field(default_factory=Limits)
+    probe_limits: Limits = Field(
+        default_factory=lambda: Limits(timeout=120, cell_timeout=None),
+        description="Limits of the probe run, which loads the exports in a fresh sandbox.",
+    )
+
+    @field_validator("notebook")
+    @classmethod
+    def _notebook_is_local_ipynb(cls, v: str) -> str:
+        if "/" in v or "\\" in v or not v.endswith(".ipynb"):
+            raise ValueError("must be a file name ending in .ipynb inside assignments/<lab>/")
+        return v
+
+    @field_validator("parameters")
+    @classmethod
+    def _no_reserved(cls, v: dict) -> dict:
+        clash = RESERVED_PARAMETERS & set(v)
+        if clash:
+            raise ValueError(f"{sorted(clash)} are set by the harness; remove them")
+        return v
+
+    @model_validator(mode="after")
+    def _has_splits(self) -> LabSpec:
+        if not self.splits:
+            raise ValueError("splits: name at least one data split")
+        return self

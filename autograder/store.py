@@ -1,0 +1,141 @@
+"""The embedded store: one SQLite file, results and stage outputs, each submission in one transaction.
+
+Results are appended, never updated, so a regrade keeps the history; the latest row per
+student is the current result. Stage rows record what each stage produced under the hash of its
+inputs, so a changed rubric re-judges from recorded outputs instead of re-running notebooks.
+"""
+
+from __future__ import annotations
+
+import json
+import sqlite3
+import threading
+from collections.abc import Iterable
+from pathlib import Path
+
+from pydantic import BaseModel
+
+from autograder.errors import UserError
+from autograder.results import SubmissionResult, now
+
+SCHEMA_VERSION = 1
+DEFAULT_DB = Path(".autograder") / "grades.db"
+
+_SCHEMA = """
+CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);
+CREATE TABLE IF NOT EXISTS results (
+    id INTEGER PRIMARY KEY AUTOINCREMENT,
+    lab TEXT NOT NULL,
+    student TEXT NOT NULL,
+    submission_hash TEXT NOT NULL,
+    lab_version TEXT NOT NULL,
+    rubric_hash TEXT NOT NULL,
+    verdict TEXT NOT NULL,
+    result TEXT NOT NULL,
+    graded_at TEXT NOT NULL
+);
+CREATE INDEX IF NOT EXISTS results_by_student ON results (lab, student);
+CREATE TABLE IF NOT EXISTS stages (
+    key TEXT PRIMARY KEY,
+    stage TEXT NOT NULL,
+    lab TEXT NOT NULL,
+    submission_hash TEXT NOT NULL,
+    result TEXT NOT NULL,
+    artifacts TEXT NOT NULL,
+    created_at TEXT NOT NULL
+);
+"""
+
+
+class StageRecord(BaseModel):
+    key: str
+    stage: str
+    lab: str
+    submission_hash: str
+    result: dict
+    artifacts: Path
+
+
+class Store:
+    def __init__(self, path: Path) -> None:
+        self.path = Path(path)
+        try:
+            self.path.parent.mkdir(parents=True, exist_ok=True)
+            self._db = sqlite3.connect(self.path, timeout=30, check_same_thread=False, isolation_level=None)
+            self._db.execute("PRAGMA journal_mode=WAL")
+            self._db.executescript(_SCHEMA)
+        except sqlite3.DatabaseError as exc:
+            raise UserError(f"{self.path}: cannot open the results store: {exc}",
+                            "pass --db with a writable path to an autograder database") from exc
+        self._lock = threading.Lock()
+        row = self._db.execute("SELECT value FROM meta WHERE key='schema_version'").fetchone()
+        if row is None:
+            self._db.execute("INSERT INTO meta VALUES ('schema_version', ?)", (str(SCHEMA_VERSION),))
+        elif int(row[0]) > SCHEMA_VERSION:
+            raise UserError(f"{self.path} was written by a newer autograder (schema {row[0]})",
+                            "upgrade autograder")
+
+    @property
+    def artifacts_root(self) -> Path:
+        return self.path.parent / "artifacts"
+
+    def close(self) -> None:
+        self._db.close()
+
+    def record(self, result: SubmissionResult, stages: Iterable[StageRecord] = ()) -> None:
+        """Write a result and the stage outputs it used, all or nothing."""
+        with self._lock:
+            self._db.execute("BEGIN IMMEDIATE")
+            try:
+                for s in stages:
+                    self._db.execute(
+                        "INSERT OR REPLACE INTO stages VALUES (?,?,?,?,?,?,?)",
+                        (s.key, s.stage, s.lab, s.submission_hash, json.dumps(s.result), str(s.artifacts),
+                         now().isoformat()),
+                    )
+                self._db.execute(
+                    "INSERT INTO results (lab, student, submission_hash, lab_version, rubric_hash, verdict, result,"
+                    " graded_at) VALUES (?,?,?,?,?,?,?,?)",
+                    (result.lab, result.student, result.submission_hash, result.lab_version, result.rubric_hash,
+                     result.verdict, result.model_dump_json(), result.graded_at.isoformat()),
+                )
+                self._db.execute("COMMIT")
+            except BaseException:
+                self._db.execute("ROLLBACK")
+                raise
+
+    def find(self, lab: str, student: str, submission_hash: str, lab_version: str, rubric_hash: str
+             ) -> SubmissionResult | None:
+        """The latest graded (not `error`) result for exactly this content, lab version and rubric."""
+        with self._lock:
+            row = self._db.execute(
+                "SELECT result FROM results WHERE lab=? AND student=? AND submission_hash=? AND lab_version=?"
+                " AND rubric_hash=? AND verdict != 'error' ORDER BY id DESC LIMIT 1",
+                (lab, student, submission_hash, lab_version, rubric_hash),
+            ).fetchone()
+        return SubmissionResult.model_validate_json(row[0]) if row else None
+
+    def latest(self, lab: str) -> list[SubmissionResult]:
+        """The current result of every student of a lab, by student."""
+        with self._lock:
+            rows = self._db.execute(
+                "SELECT result FROM results WHERE id IN (SELECT MAX(id) FROM results WHERE lab=? GROUP BY student)"
+                " ORDER BY student",
+                (lab,),
+            ).fetchall()
+        return [SubmissionResult.model_validate_json(r[0]) for r in rows]
+
+    def labs(self) -> list[str]:
+        with self._lock:
+            return [r[0] for r in self._db.execute("SELECT DISTINCT lab FROM results ORDER BY lab")]
+
+    def stage(self, key: str) -> StageRecord | None:
+        """A recorded stage output whose artifacts are still on disk."""
+        with self._lock:
+            row = self._db.execute(
+                "SELECT key, stage, lab, submission_hash, result, artifacts FROM stages WHERE key=?", (key,)
+            ).fetchone()
+        if row is None or not Path(row[5]).is_dir():
+            return None
+        return StageRecord(key=row[0], stage=row[1], lab=row[2], submission_hash=row[3],
+                           result=json.loads(row[4]), artifacts=Path(row[5]))

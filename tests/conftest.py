@@ -1,0 +1,69 @@
+"""Fixtures: a private copy of the tiny `toy` course, notebooks made to order, and a grader on it."""
+
+from __future__ import annotations
+
+import shutil
+import sys
+from pathlib import Path
+
+import nbformat
+import pytest
+
+sys.path.insert(0, str(Path(__file__).parent / "fixtures"))
+
+from make_course import SOLUTION, notebook  # noqa: E402
+
+from autograder.intake import discover  # noqa: E402
+from autograder.lab import load_lab  # noqa: E402
+from autograder.pipeline import Grader, Options  # noqa: E402
+from autograder.sandbox import get_backend  # noqa: E402
+from autograder.store import Store  # noqa: E402
+
+FIXTURE_COURSE = Path(__file__).parent / "fixtures" / "course"
+REPO = Path(__file__).resolve().parents[1]
+
+
+@pytest.fixture
+def course(tmp_path: Path) -> Path:
+    """A writable copy of the toy course, so a test may break its files."""
+    root = tmp_path / "course"
+    shutil.copytree(FIXTURE_COURSE, root)
+    return root
+
+
+@pytest.fixture
+def submissions(tmp_path: Path):
+    """write(student, body=SOLUTION, reflection=None) -> path of a toy notebook in one folder."""
+    folder = tmp_path / "submissions"
+    folder.mkdir()
+
+    def write(student: str, body: str = SOLUTION, reflection: str | None = None) -> Path:
+        nb = notebook(body) if reflection is None else notebook(body, reflection)
+        path = folder / f"{student}.ipynb"
+        nbformat.write(nb, path)
+        return path
+
+    write.folder = folder
+    return write
+
+
+@pytest.fixture
+def store(tmp_path: Path) -> Store:
+    s = Store(tmp_path / "db" / "grades.db")
+    yield s
+    s.close()
+
+
+@pytest.fixture
+def grade(course: Path, store: Store, tmp_path: Path):
+    """grade(folder_or_file, **limits, force=False) -> {student: SubmissionResult} on the toy lab."""
+
+    def run(source: Path, force: bool = False, jobs: int = 2, **limits):
+        lab = load_lab("toy", course)
+        scratch = tmp_path / "scratch"
+        scratch.mkdir(exist_ok=True)
+        grader = Grader(lab, store, get_backend("local"), Options(force=force, jobs=jobs, limits=limits,
+                                                                 scratch=scratch))
+        return {r.student: r for r in grader.grade_all(discover(source))}
+
+    return run
