@@ -25,7 +25,8 @@ exit codes:
 """
 
 err = Console(stderr=True)
-out = Console()
+# Piped output (CI logs, `| less`) gets a table wide enough to read rather than rich's 80 columns.
+out = Console() if Console().is_terminal else Console(width=120)
 
 
 def _size(text: str) -> int:

@@ -2,14 +2,25 @@
 
 from __future__ import annotations
 
+import re
 from collections import Counter
 
 from rich.console import Console
 from rich.table import Table
+from rich.text import Text
 
 from autograder.results import SubmissionResult
 
 STYLE = {"G": "bold green", "U": "bold red", "review": "bold yellow", "error": "bold magenta"}
+
+
+# ANSI/VT escape sequences and other control characters: student code chooses these messages.
+_CONTROL = re.compile(r"\x1b(\[[0-?]*[ -/]*[@-~]|\][^\x07\x1b]*(\x07|\x1b\\)?|[@-Z\\-_])|[\x00-\x08\x0b-\x1f\x7f-\x9f]")
+
+
+def clean(text: str) -> Text:
+    """Text safe for a TA's terminal: no escape sequences, and never read as rich markup."""
+    return Text(_CONTROL.sub("", text))
 
 
 def reasons(result: SubmissionResult) -> list[str]:
@@ -33,7 +44,8 @@ def table(results: list[SubmissionResult], title: str = "") -> Table:
     t.add_column("Failed criteria")
     t.add_column("Reason", max_width=80, overflow="fold")
     for r in results:
-        t.add_row(r.student, f"[{STYLE[r.verdict]}]{r.verdict}[/]", ", ".join(reasons(r)) or "-", first_reason(r))
+        t.add_row(clean(r.student), Text(r.verdict, style=STYLE[r.verdict]), ", ".join(reasons(r)) or "-",
+                  clean(first_reason(r)))
     return t
 
 

@@ -47,7 +47,7 @@ def test_cohort_gets_a_verdict_with_reasons_each(submissions, grade):
 
     wrong = by_id(results["wrong"])
     assert wrong["test-accuracy"].status == "fail" and wrong["test-accuracy"].value < 0.7
-    assert "below the 0.90 needed" in wrong["test-accuracy"].message
+    assert wrong["test-accuracy"].message.endswith("below the 0.90 needed.")
 
     assert by_id(results["short"])["reflection"].message.startswith("The reflection has 5 words")
     assert by_id(results["blank"])["reflection"].message.startswith("The reflection is not written yet")
@@ -232,3 +232,26 @@ def test_executed_notebook_is_valid_and_parameterised(submissions, grade, store)
     nb = nbformat.read(next(store.artifacts_root.rglob("executed.ipynb")), as_version=4)
     injected = [c for c in nb.cells if "injected-parameters" in c.metadata.get("tags", [])]
     assert injected and 'data_dir = "data"' in injected[0].source
+
+
+def test_two_labs_with_same_named_hidden_tests_do_not_share_them(submissions, grade, course, store, tmp_path):
+    import shutil
+
+    from autograder.intake import discover
+    from autograder.lab import load_lab
+    from autograder.pipeline import Grader, Options
+    from autograder.sandbox import get_backend
+
+    for folder in ("assignments", "reference"):
+        shutil.copytree(course / folder / "toy", course / folder / "toy2")
+    (course / "rubrics" / "toy2.yaml").write_text((course / "rubrics" / "toy.yaml").read_text().replace("lab: toy", "lab: toy2"))
+    spec = course / "assignments" / "toy2" / "lab.yaml"
+    spec.write_text(spec.read_text().replace("name: toy", "name: toy2"))
+    (course / "reference" / "toy2" / "tests" / "test_hidden.py").write_text(
+        "def test_always_fails():\n    assert False, 'toy2 has its own tests'\n")
+    submissions("good")
+    assert grade(submissions.folder)["good"].verdict == "G"
+    grader = Grader(load_lab("toy2", course), store, get_backend("local"), Options(scratch=tmp_path))
+    result, _ = grader.grade(discover(submissions.folder)[0])
+    tests = {c.id: c for c in result.criteria}["hidden-tests"]
+    assert tests.status == "fail" and "toy2 has its own tests" in tests.message

@@ -59,8 +59,7 @@ class Accuracy(Criterion):
             return self.result("pass", f"Accuracy on {where} is {acc:.3f} (at least {s.min:.2f} needed).", acc, s.min)
         return self.result(
             "fail",
-            f"Accuracy on {where} is {acc:.3f}, below the {s.min:.2f} needed: the model underfits "
-            "(more capacity, epochs or a better learning rate may help).",
+            f"Accuracy on {where} is {acc:.3f}, below the {s.min:.2f} needed.",
             acc,
             s.min,
         )

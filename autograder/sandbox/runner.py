@@ -18,6 +18,7 @@ import json
 import os
 import signal
 import sys
+import tempfile
 import time
 import traceback
 from pathlib import Path
@@ -26,7 +27,14 @@ CAPTURE_TAG = "autograder-capture"
 ERROR_TEXT_CAP = 2000
 
 
+def _skip_slow_optional_imports() -> None:
+    """jsonschema imports rfc3987_syntax, when installed, to check IRI formats that notebooks never
+    use; building its grammar costs ~1.4 s per process. jsonschema treats it as optional."""
+    sys.modules.setdefault("rfc3987_syntax", None)
+
+
 def main(argv: list[str] | None = None) -> int:
+    _skip_slow_optional_imports()
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("job", type=Path)
     parser.add_argument("--report-fd", type=int, default=None, help="write the JSON report here (default stdout)")
@@ -86,8 +94,20 @@ def _capped_engine(output_cap: int):
     from papermill.engines import NBClientEngine
     from papermill.utils import merge_kwargs, remove_args
 
+    from jupyter_client.manager import AsyncKernelManager
+
+    class IPCKernelManager(AsyncKernelManager):
+        """Kernel sockets as files in the work dir: no TCP port, so no network is needed."""
+
+        def __init__(self, **kwargs):
+            # Relative to the work dir: a socket path may not exceed 107 bytes.
+            super().__init__(transport="ipc", ip=os.path.join(os.path.relpath(tempfile.gettempdir()), "kernel"),
+                             **kwargs)
+
     class CappedClient(PapermillNotebookClient):
         def __init__(self, *args, **kwargs):
+            kwargs.setdefault("kernel_manager_class", IPCKernelManager)
+            kwargs.setdefault("shutdown_kernel", "immediate")  # the run is over; nothing to save
             super().__init__(*args, **kwargs)
             self.kept: dict[int, int] = {}
             self.dropped = 0

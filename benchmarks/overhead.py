@@ -1,0 +1,120 @@
+"""The harness's own time per submission, net of the notebook's work, on the local backend.
+
+Grades N distinct copies of a trivial notebook (the toy course of the tests: NumPy only), one at
+a time, and splits each submission's wall time into the stages the harness records, minus the
+time the notebook's own cells took (papermill's per-cell durations). Appends the medians to
+docs/benchmarks.md. Not a test: run on demand (`make bench`).
+
+    python benchmarks/overhead.py [-n 10] [--no-write]
+"""
+
+from __future__ import annotations
+
+import argparse
+import platform
+import shutil
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from datetime import date
+from pathlib import Path
+
+import nbformat
+
+REPO = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(REPO / "tests" / "fixtures"))
+
+from make_course import SOLUTION, notebook  # noqa: E402
+
+from autograder.execute import load_notebook  # noqa: E402
+from autograder.intake import discover  # noqa: E402
+from autograder.lab import load_lab  # noqa: E402
+from autograder.pipeline import Grader, Options  # noqa: E402
+from autograder.sandbox import get_backend  # noqa: E402
+from autograder.store import Store  # noqa: E402
+
+
+def cell_seconds(nb) -> float:
+    return sum((c.metadata.get("papermill", {}).get("duration") or 0.0) for c in nb.cells)
+
+
+def import_seconds(module: str) -> float:
+    """Median wall time of `python -I -c "import module"` over 3 runs (interpreter start included)."""
+    runs = []
+    for _ in range(3):
+        t = time.perf_counter()
+        subprocess.run([sys.executable, "-I", "-c", f"import {module}"], check=True)
+        runs.append(time.perf_counter() - t)
+    return statistics.median(runs)
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("-n", type=int, default=10, help="submissions to grade (default 10)")
+    parser.add_argument("--no-write", action="store_true", help="print only; leave docs/benchmarks.md alone")
+    args = parser.parse_args()
+
+    with tempfile.TemporaryDirectory(prefix="autograder-bench-") as tmp:
+        tmp = Path(tmp)
+        course = tmp / "course"
+        shutil.copytree(REPO / "tests" / "fixtures" / "course", course)
+        subs = tmp / "subs"
+        subs.mkdir()
+        for i in range(args.n):  # distinct content, so no stage is reused from the store
+            nbformat.write(notebook(f"# copy {i}\n{SOLUTION}"), subs / f"s{i:03d}.ipynb")
+        store = Store(tmp / "grades.db")
+        grader = Grader(load_lab("toy", course), store, get_backend("local"), Options(jobs=1, scratch=tmp))
+        rows = []
+        for sub in discover(subs):
+            t = time.perf_counter()
+            result, _ = grader.grade(sub)
+            wall = time.perf_counter() - t
+            assert result.verdict == "G", result
+            executed = load_notebook(next(store.artifacts_root.rglob(f"{sub.sha256[:16]}/execute-*/executed.ipynb")))
+            cells = cell_seconds(executed)
+            rows.append({"wall": wall, "cells": cells, "overhead": wall - cells, **result.timings})
+
+    def med(key: str) -> float:
+        return statistics.median(r[key] for r in rows)
+
+    runner_imports = import_seconds("papermill")
+    kernel_imports = import_seconds("ipykernel.kernelapp")
+    lines = [
+        f"## Harness overhead per submission, {date.today().isoformat()}",
+        "",
+        f"`benchmarks/overhead.py -n {args.n}`: local backend, one job at a time, {platform.machine()}, "
+        f"{_cpus()} CPUs, Python {platform.python_version()}. Medians over {args.n} trivial submissions.",
+        "",
+        "| what | seconds |",
+        "|---|---|",
+        f"| wall time per submission | {med('wall'):.2f} |",
+        f"| the notebook's own cells | {med('cells'):.2f} |",
+        f"| **harness overhead** (wall minus cells) | **{med('overhead'):.2f}** |",
+        f"| execute stage (runner, papermill, kernel start and stop, capture) | {med('execute'):.2f} |",
+        f"| probe stage (fresh runner, load exports, probes) | {med('probe'):.2f} |",
+        f"| judge (hidden tests through pytest, criteria) | {med('judge'):.2f} |",
+        f"| of which: `python -I -c 'import papermill'` | {runner_imports:.2f} |",
+        f"| of which: `python -I -c 'import ipykernel.kernelapp'` | {kernel_imports:.2f} |",
+        "",
+    ]
+    text = "\n".join(lines)
+    print(text)
+    if not args.no_write:
+        path = REPO / "docs" / "benchmarks.md"
+        if not path.exists():
+            path.write_text("# Benchmarks\n\nFigures appended by the scripts in benchmarks/; newest last.\n\n")
+        with path.open("a") as f:
+            f.write(text + "\n")
+        print(f"appended to {path}")
+
+
+def _cpus() -> int:
+    import os
+
+    return len(os.sched_getaffinity(0))
+
+
+if __name__ == "__main__":
+    main()

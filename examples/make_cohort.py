@@ -1,0 +1,256 @@
+"""Build the sample cohort of lab1-mlp submissions from the released student notebook.
+
+Each student fills the solution cells of `assignments/lab1-mlp/lab1-mlp.ipynb` (found by nbgrader
+grade_id), as a real student would in Jupyter. Together they exercise every verdict the harness
+must reach: pass, accuracy too low, generalization gap too large, crash, timeout, missing
+reflection and an output flood. Deterministic (same bytes on every run), so the committed files
+can be checked against it. Run: `python examples/make_cohort.py`.
+"""
+
+from __future__ import annotations
+
+import copy
+from pathlib import Path
+from textwrap import dedent
+
+import nbformat
+
+ROOT = Path(__file__).resolve().parents[1]
+STUDENT_NOTEBOOK = ROOT / "assignments" / "lab1-mlp" / "lab1-mlp.ipynb"
+OUT_DIR = ROOT / "examples" / "submissions" / "lab1-mlp"
+STUB = ["# YOUR CODE HERE", "raise NotImplementedError()"]  # nbgrader's code stub, as released
+
+FORWARD = """
+a = np.asarray(x, dtype=float)
+for i in range(len(weights)):
+    z = a @ weights[i] + biases[i]
+    a = np.maximum(z, 0) if i < len(weights) - 1 else z
+z = a - a.max(axis=1, keepdims=True)  # stable softmax
+exp_z = np.exp(z)
+return exp_z / exp_z.sum(axis=1, keepdims=True)
+"""
+
+FORWARD_ALT = """
+h = x
+for W, b in zip(weights[:-1], biases[:-1]):
+    h = np.maximum(0.0, h @ W + b)
+logits = h @ weights[-1] + biases[-1]
+logits = logits - np.max(logits, axis=1, keepdims=True)
+probs = np.exp(logits)
+return probs / probs.sum(axis=1, keepdims=True)
+"""
+
+# One hidden layer with weight decay: enough capacity for the spirals, not enough to memorise.
+TRAIN_GOOD = """
+torch.manual_seed(seed)
+Xt, yt = torch.tensor(X_train), torch.tensor(y_train)
+Xv, yv = torch.tensor(X_val), torch.tensor(y_val)
+
+model = nn.Sequential(nn.Linear(2, 64), nn.ReLU(), nn.Linear(64, n_classes))
+optimizer = torch.optim.Adam(model.parameters(), lr=0.02, weight_decay=1e-3)
+loss_fn = nn.CrossEntropyLoss()
+history = {"train_accuracy": [], "val_accuracy": []}
+
+
+def evaluate(X, y):
+    with torch.no_grad():
+        return (model(X).argmax(dim=1) == y).float().mean().item()
+
+
+for epoch in range(500):
+    optimizer.zero_grad()
+    loss = loss_fn(model(Xt), yt)
+    loss.backward()
+    optimizer.step()
+    history["train_accuracy"].append(evaluate(Xt, yt))
+    history["val_accuracy"].append(evaluate(Xv, yv))
+"""
+
+# A linear classifier cannot separate interleaved spirals: it underfits.
+TRAIN_UNDERFIT = """
+torch.manual_seed(seed)
+Xt, yt = torch.tensor(X_train), torch.tensor(y_train)
+Xv, yv = torch.tensor(X_val), torch.tensor(y_val)
+
+model = nn.Linear(2, n_classes)  # start simple
+optimizer = torch.optim.SGD(model.parameters(), lr=0.1)
+history = {"train_accuracy": [], "val_accuracy": []}
+for epoch in range(100):
+    optimizer.zero_grad()
+    loss = nn.functional.cross_entropy(model(Xt), yt)
+    loss.backward()
+    optimizer.step()
+    with torch.no_grad():
+        history["train_accuracy"].append((model(Xt).argmax(1) == yt).float().mean().item())
+        history["val_accuracy"].append((model(Xv).argmax(1) == yv).float().mean().item())
+"""
+
+# Big and long, no regularisation: memorises the noisy training set.
+TRAIN_OVERFIT = """
+torch.manual_seed(seed)
+Xt, yt = torch.tensor(X_train), torch.tensor(y_train)
+Xv, yv = torch.tensor(X_val), torch.tensor(y_val)
+
+model = nn.Sequential(
+    nn.Linear(2, 128), nn.ReLU(),
+    nn.Linear(128, 128), nn.ReLU(),
+    nn.Linear(128, 128), nn.ReLU(),
+    nn.Linear(128, n_classes),
+)
+optimizer = torch.optim.Adam(model.parameters(), lr=0.005)
+history = {"train_accuracy": [], "val_accuracy": []}
+for epoch in range(2000):  # train until the training loss is ~0
+    optimizer.zero_grad()
+    loss = nn.functional.cross_entropy(model(Xt), yt)
+    loss.backward()
+    optimizer.step()
+    with torch.no_grad():
+        history["train_accuracy"].append((model(Xt).argmax(1) == yt).float().mean().item())
+        history["val_accuracy"].append((model(Xv).argmax(1) == yv).float().mean().item())
+"""
+
+# The first layer takes n_classes inputs instead of 2: a shape error on the first forward pass.
+TRAIN_CRASH = """
+torch.manual_seed(seed)
+Xt, yt = torch.tensor(X_train), torch.tensor(y_train)
+Xv, yv = torch.tensor(X_val), torch.tensor(y_val)
+
+model = nn.Sequential(nn.Linear(n_classes, 64), nn.ReLU(), nn.Linear(64, n_classes))
+optimizer = torch.optim.Adam(model.parameters(), lr=0.01)
+history = {"train_accuracy": [], "val_accuracy": []}
+for epoch in range(300):
+    optimizer.zero_grad()
+    loss = nn.functional.cross_entropy(model(Xt), yt)
+    loss.backward()
+    optimizer.step()
+"""
+
+# "Train until good enough" with a target above what the noisy data allows: never ends.
+TRAIN_TIMEOUT = """
+torch.manual_seed(seed)
+Xt, yt = torch.tensor(X_train), torch.tensor(y_train)
+Xv, yv = torch.tensor(X_val), torch.tensor(y_val)
+
+model = nn.Sequential(nn.Linear(2, 64), nn.ReLU(), nn.Linear(64, n_classes))
+optimizer = torch.optim.Adam(model.parameters(), lr=0.01)
+history = {"train_accuracy": [0.0], "val_accuracy": [0.0]}
+while history["val_accuracy"][-1] < 0.99:  # keep going until the model is really good
+    optimizer.zero_grad()
+    loss = nn.functional.cross_entropy(model(Xt), yt)
+    loss.backward()
+    optimizer.step()
+    with torch.no_grad():
+        history["train_accuracy"].append((model(Xt).argmax(1) == yt).float().mean().item())
+        history["val_accuracy"].append((model(Xv).argmax(1) == yv).float().mean().item())
+"""
+
+# Correct training, then leftover debugging output: about 111 MB of text.
+TRAIN_FLOOD = TRAIN_GOOD + """
+for step in range(110_000):  # debugging leftover
+    print(f"step {step:06d} " + "=" * 1000)
+"""
+
+REFLECTIONS = {
+    "good": """
+An overfitted model memorises quirks of its training data, so its measured accuracy promises more
+than it delivers. Deployed, for instance to sort loan applications or to moderate comments, it
+would make confident mistakes on cases unlike the ones it saw, and those mistakes tend to hit
+people who were under-represented in the data. Because the errors look like normal decisions, the
+people affected may never find out that the system failed them. In media technology, deep
+learning powers recommendation feeds that learn what keeps us watching; optimising for engagement
+can push people towards more extreme content and narrow the range of views they encounter.
+""",
+    "underfit": """
+If a model overfits, it seems to work during development but breaks on real inputs. In a deployed
+system such as a medical triage tool, that means patients could be sent home or sent to the wrong
+ward because the model learned noise instead of the real pattern. The harm is worse when nobody
+checks performance on new data after launch. A societal consequence of deep learning in media is
+generative AI: text, images and music can now be produced at scale, which threatens the income of
+illustrators, voice actors and journalists, and floods platforms with low-quality content that
+makes reliable information harder to find.
+""",
+    "overfit": """
+Overfitting is dangerous because the numbers we report come from data the model has effectively
+seen. A face recognition system that overfits its training photos may identify some groups well
+and others badly; used by police, this can lead to wrongful stops or arrests of innocent people,
+mostly from groups missing in the data. Testing on truly held-out data and reporting the
+uncertainty would reduce this risk. In media technology, deep learning is used to create
+deepfake videos. They make it possible to put words in anyone's mouth, which can be used for
+political disinformation and non-consensual imagery, and makes people doubt genuine recordings.
+""",
+    "crash": """
+A model that overfits does well in the lab and badly in the world. Imagine it deciding which
+insurance claims look fraudulent: honest customers whose claims look a bit unusual would be
+flagged and delayed, and they would have no idea why. The company would trust the high accuracy
+from training and not notice. One consequence of deep learning in media is automatic content
+moderation. It lets platforms remove huge amounts of harmful material, but it also removes
+legitimate speech, for example posts in minority languages or satire, so a few companies' models
+end up deciding what millions of people are allowed to say.
+""",
+    "timeout": """
+When a network memorises its training set it fails silently on new data. Deployed in hiring, an
+overfitted CV screener could reject qualified candidates just because their CVs differ from the
+examples it was trained on, reinforcing past discrimination while looking objective. The victims
+cannot see the model, so they cannot contest its errors. Regular audits on fresh, representative
+data are needed. In media technology, deep learning enables voice cloning from a few seconds of
+audio. This has creative uses in dubbing and accessibility, but it also enables scam calls that
+imitate relatives and makes audio evidence less trustworthy.
+""",
+    "flood_output": """
+Overfitting harms people when we believe a model is more reliable than it is. For example, an
+overfitted model that predicts whether a student will drop out could label some students as high
+risk based on coincidental patterns in a small dataset, and they might be treated differently
+because of it. Such errors are hard to notice once the system is in use. For media technology,
+deep learning makes personalised news and ads possible. This can help people find relevant
+content, but it also creates filter bubbles and lets targeted political ads reach voters with
+messages that nobody else sees or can fact-check.
+""",
+}
+
+STUDENTS = {  # name: {grade_id: content}; an absent reflection stays the placeholder
+    "good": dict(mlp_forward=FORWARD, train_model=TRAIN_GOOD, reflection=REFLECTIONS["good"]),
+    "underfit": dict(mlp_forward=FORWARD_ALT, train_model=TRAIN_UNDERFIT, reflection=REFLECTIONS["underfit"]),
+    "overfit": dict(mlp_forward=FORWARD, train_model=TRAIN_OVERFIT, reflection=REFLECTIONS["overfit"]),
+    "crash": dict(mlp_forward=FORWARD_ALT, train_model=TRAIN_CRASH, reflection=REFLECTIONS["crash"]),
+    "timeout": dict(mlp_forward=FORWARD, train_model=TRAIN_TIMEOUT, reflection=REFLECTIONS["timeout"]),
+    "no_reflection": dict(mlp_forward=FORWARD_ALT, train_model=TRAIN_GOOD),
+    "flood_output": dict(mlp_forward=FORWARD, train_model=TRAIN_FLOOD, reflection=REFLECTIONS["flood_output"]),
+}
+
+
+def fill_code(source: str, body: str) -> str:
+    """Replace the code stub in `source` by `body`, indented like the stub (e.g. inside a def)."""
+    lines = source.split("\n")
+    for i in range(len(lines) - 1):
+        if [lines[i].strip(), lines[i + 1].strip()] == STUB:
+            indent = lines[i][: len(lines[i]) - len(lines[i].lstrip())]
+            new = [indent + line if line else line for line in dedent(body).strip("\n").split("\n")]
+            return "\n".join(lines[:i] + new + lines[i + 2 :])
+    raise ValueError("no code stub found in cell")
+
+
+def make_submission(template: nbformat.NotebookNode, answers: dict[str, str]) -> nbformat.NotebookNode:
+    nb = copy.deepcopy(template)
+    cells = {cell.metadata.get("nbgrader", {}).get("grade_id"): cell for cell in nb.cells}
+    for grade_id, content in answers.items():
+        cell = cells[grade_id]
+        if cell.cell_type == "code":
+            cell.source = fill_code(cell.source, content)
+        else:
+            cell.source = dedent(content).strip("\n")
+    for cell in nb.cells:  # as saved from a freshly restarted kernel: no outputs
+        if cell.cell_type == "code":
+            cell.outputs, cell.execution_count = [], None
+    return nb
+
+
+def main() -> None:
+    template = nbformat.read(STUDENT_NOTEBOOK, as_version=4)
+    OUT_DIR.mkdir(parents=True, exist_ok=True)
+    for name, answers in STUDENTS.items():
+        nbformat.write(make_submission(template, answers), OUT_DIR / f"{name}.ipynb")
+        print(f"wrote {(OUT_DIR / f'{name}.ipynb').relative_to(ROOT)}")
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,76 @@
+"""The CLI end to end on the toy course: grade, the table, export, validate-lab, exit codes."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+
+import pytest
+
+from autograder.cli import main
+
+pytestmark = pytest.mark.slow
+
+
+def test_grade_then_export(course, submissions, tmp_path, capsys):
+    submissions("ana")
+    submissions("bo", "1/0")
+    db = tmp_path / "g.db"
+    code = main(["grade", "toy", str(submissions.folder), "--root", str(course), "--db", str(db), "-j", "2"])
+    out = capsys.readouterr().out
+    assert code == 0
+    assert "ana" in out and "bo" in out and "ZeroDivisionError" in out
+    assert "2 submissions: G: 1, U: 1" in out
+
+    target = tmp_path / "out" / "results.json"
+    assert main(["export", "toy", "--db", str(db), "--format", "json", "-o", str(target)]) == 0
+    rows = json.loads(target.read_text())
+    assert {r["student"]: r["verdict"] for r in rows} == {"ana": "G", "bo": "U"}
+
+    assert main(["export", "toy", "--db", str(db), "--format", "csv", "-o", "-"]) == 0
+    assert capsys.readouterr().out.startswith("student,verdict,")
+
+
+def test_export_of_an_ungraded_lab_says_what_exists(tmp_path, capsys, course, submissions):
+    db = tmp_path / "g.db"
+    submissions("ana")
+    main(["grade", "toy", str(submissions.folder), "--root", str(course), "--db", str(db)])
+    capsys.readouterr()
+    assert main(["export", "lab9", "--db", str(db), "-o", "-"]) == 2
+    err = capsys.readouterr().err
+    assert "no results for lab 'lab9'" in err and "labs with results: toy" in err
+
+
+def test_validate_lab_passes_on_a_good_lab(course, capsys):
+    assert main(["validate-lab", "toy", "--root", str(course)]) == 0
+    assert "the reference solution gets G" in capsys.readouterr().out
+
+
+def test_validate_lab_fails_when_the_template_would_pass(course, capsys):
+    solution = course / "reference" / "toy" / "solution.ipynb"
+    (course / "assignments" / "toy" / "toy.ipynb").write_bytes(solution.read_bytes())
+    assert main(["validate-lab", "toy", "--root", str(course)]) == 1
+    assert "student-template got G, expected U" in capsys.readouterr().out
+
+
+def test_usage_errors_exit_2_with_a_hint(course, tmp_path, capsys):
+    assert main(["grade", "toy", str(tmp_path / "missing"), "--root", str(course)]) == 2
+    assert "does not exist" in capsys.readouterr().err
+    assert main(["grade", "toy", str(tmp_path), "--root", str(course), "--backend", "k8s"]) == 2
+    assert "unknown sandbox backend" in capsys.readouterr().err
+
+
+def test_console_script_runs_as_a_module():
+    proc = subprocess.run([sys.executable, "-m", "autograder", "--help"], capture_output=True, text=True)
+    assert proc.returncode == 0 and "exit codes:" in proc.stdout
+
+
+def test_hostile_messages_neither_break_the_table_nor_reach_the_terminal_raw(course, submissions, tmp_path, capsys):
+    submissions("ana")
+    submissions("mallory", "raise ValueError('[/] [bold red]G[/bold red] \\x1b[2J\\x1b]0;pwned\\x07')")
+    code = main(["grade", "toy", str(submissions.folder), "--root", str(course), "--db", str(tmp_path / "g.db")])
+    out = capsys.readouterr().out
+    assert code == 0
+    assert "\x1b" not in out and "\x07" not in out
+    assert "[/] [bold red]G[/bold red]" in out  # shown literally, not read as markup

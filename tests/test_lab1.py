@@ -1,0 +1,93 @@
+"""lab1-mlp end to end: the sample cohort's verdicts, validate-lab, and the generated student notebook."""
+
+from __future__ import annotations
+
+import nbformat
+import pytest
+
+from autograder.assign import make_student_notebook
+from autograder.cli import main
+from autograder.intake import discover
+from autograder.lab import load_lab
+from autograder.pipeline import Grader, Options
+from autograder.sandbox import get_backend
+from autograder.store import Store
+
+from conftest import REPO
+
+pytestmark = pytest.mark.slow
+COHORT = REPO / "examples" / "submissions" / "lab1-mlp"
+
+
+@pytest.fixture(scope="module")
+def cohort(tmp_path_factory):
+    """The sample cohort graded once for the module (the per-cell limit shortened for the loop)."""
+    tmp = tmp_path_factory.mktemp("lab1")
+    lab = load_lab("lab1-mlp", REPO)
+    store = Store(tmp / "grades.db")
+    grader = Grader(lab, store, get_backend("local"), Options(jobs=2, limits={"cell_timeout": 10}, scratch=tmp))
+    results = {r.student: r for r in grader.grade_all(discover(COHORT))}
+    yield results, store
+    store.close()
+
+
+def failed(result) -> set[str]:
+    return {c.id for c in result.criteria if c.status == "fail"}
+
+
+def test_cohort_verdicts(cohort):
+    results, _ = cohort
+    assert {s: r.verdict for s, r in results.items()} == {
+        "good": "G", "flood_output": "G", "underfit": "U", "overfit": "U", "crash": "U", "timeout": "U",
+        "no_reflection": "U",
+    }
+
+
+def test_each_failure_has_its_reason(cohort):
+    results, _ = cohort
+    assert "test-accuracy" in failed(results["underfit"])
+    assert "generalization-gap" not in failed(results["underfit"])
+    assert "generalization-gap" in failed(results["overfit"])
+    assert failed(results["crash"]) == {"runs"}
+    assert results["crash"].execution.status == "error"
+    assert failed(results["timeout"]) == {"runs"}
+    assert results["timeout"].execution.status == "cell-timeout"
+    assert failed(results["no_reflection"]) == {"reflection"}
+
+
+def test_good_student_measures(cohort):
+    results, _ = cohort
+    good = {c.id: c for c in results["good"].criteria}
+    assert good["test-accuracy"].value >= 0.8
+    assert good["generalization-gap"].value <= 0.1
+    assert good["hidden-tests"].status == "pass"
+    overfit = {c.id: c for c in results["overfit"].criteria}
+    assert overfit["generalization-gap"].details["train_accuracy"] > 0.95
+
+
+def test_flood_is_truncated_and_recorded(cohort):
+    results, store = cohort
+    flood = results["flood_output"]
+    assert flood.execution.output_truncated_bytes > 50 * 1024**2
+    assert flood.notes
+    assert store.latest("lab1-mlp")[0].student == "crash"
+
+
+def test_validate_lab(capsys):
+    assert main(["validate-lab", "lab1-mlp", "--root", str(REPO)]) == 0
+    assert "the reference solution gets G" in capsys.readouterr().out
+
+
+def test_student_notebook_is_what_assign_makes_of_the_solution():
+    lab = load_lab("lab1-mlp", REPO)
+    made = make_student_notebook(lab.solution_path)
+    committed = nbformat.read(lab.notebook_path, as_version=4)
+    assert nbformat.writes(made) == nbformat.writes(committed), "run `autograder assign lab1-mlp`"
+    sources = "\n".join(c.source for c in committed.cells)
+    assert "### BEGIN SOLUTION" not in sources and "BEGIN HIDDEN TESTS" not in sources
+    assert "YOUR ANSWER HERE" in sources
+
+
+def test_no_hidden_data_is_released():
+    released = {p.relative_to(REPO / "assignments").as_posix() for p in (REPO / "assignments").rglob("*") if p.is_file()}
+    assert not [p for p in released if "test" in p.split("/")[-1]]
