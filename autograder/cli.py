@@ -138,8 +138,8 @@ def _grade(lab, submissions, store, args, force: bool):
         raise UserError("--jobs must be at least 1")
     backend = get_backend(args.backend)
     if not backend.isolates:
-        err.print(f"[yellow]note:[/] the {backend.name} backend does not isolate student code; "
-                  "use it for your own notebooks and trusted samples", highlight=False)
+        _say(f"note: the {backend.name} backend does not isolate student code; "
+             "use it for your own notebooks and trusted samples")
     grader = Grader(lab, store, backend, Options(force=force, jobs=args.jobs, limits=_limits(args)))
     columns = (TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn(),
                TextColumn("{task.fields[last]}"))

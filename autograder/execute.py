@@ -117,6 +117,9 @@ def _keep_exports(src: Path, dst: Path, names: list[str], result: ExecutionResul
     for name in names:
         path = src / f"{name}.pkl"
         if not (path.is_file() and not path.is_symlink()):
+            why = read_capped(src / f"{name}.error", 4096)  # the capture cell's reason it could not save
+            if why is not None:
+                (dst / f"{name}.error").write_bytes(why)
             continue
         total += path.stat().st_size
         if total > MAX_EXPORT_BYTES:

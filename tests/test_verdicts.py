@@ -255,3 +255,12 @@ def test_two_labs_with_same_named_hidden_tests_do_not_share_them(submissions, gr
     result, _ = grader.grade(discover(submissions.folder)[0])
     tests = {c.id: c for c in result.criteria}["hidden-tests"]
     assert tests.status == "fail" and "toy2 has its own tests" in tests.message
+
+
+def test_an_export_that_cannot_be_pickled_says_why(submissions, grade):
+    submissions("locked", "import threading\nclass P:\n    lock = threading.Lock()\n    def __call__(self, X):\n"
+                          "        return (X[:, 0] > 0).astype(int)\n    def __reduce__(self):\n"
+                          "        raise TypeError('cannot pickle this predictor')\npredict = P()")
+    r = grade(submissions.folder)["locked"]
+    assert r.verdict == "U"
+    assert "`predict` could not be saved: TypeError: cannot pickle this predictor" in by_id(r)["test-accuracy"].message

@@ -87,7 +87,7 @@ class GeneralizationGap(Criterion):
         test = accuracy(evidence, s.probe, s.test)
         gap = train - test
         details = {"train_accuracy": train, "test_accuracy": test}
-        text = f"train accuracy {train:.3f}, {_split_name(evidence, s.test)} accuracy {test:.3f}: a gap of {gap:.3f}"
+        text = f"accuracy {train:.3f} on the training data and {test:.3f} on {_split_name(evidence, s.test)}, a gap of {gap:.3f}"
         if gap <= s.max:
             return self.result("pass", f"Generalization gap is fine: {text} (at most {s.max:.2f}).", gap, s.max, **details)
         return self.result(

@@ -68,10 +68,14 @@ def __autograder_capture(names, folder):
     for name in names:
         if name not in globals():
             continue
+        partial = os.path.join(folder, name + ".partial")
         try:
-            with open(os.path.join(folder, name + ".pkl"), "wb") as f:
+            with open(partial, "wb") as f:
                 cloudpickle.dump(globals()[name], f)
+            os.replace(partial, os.path.join(folder, name + ".pkl"))
         except Exception as exc:
+            if os.path.exists(partial):
+                os.remove(partial)
             with open(os.path.join(folder, name + ".error"), "w") as f:
                 f.write(f"{type(exc).__name__}: {exc}"[:2000])
 __autograder_capture(NAMES, FOLDER)
@@ -225,7 +229,9 @@ def run_probe(job: dict) -> dict:
     for name in job["exports"]:
         path = folder / f"{name}.pkl"
         if not path.is_file():
-            export_status[name] = "not defined by the notebook"
+            error = folder / f"{name}.error"
+            export_status[name] = (f"could not be saved: {error.read_text(errors='replace')[:ERROR_TEXT_CAP]}"
+                                   if error.is_file() else "not defined by the notebook")
             continue
         try:
             with path.open("rb") as f:
