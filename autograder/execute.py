@@ -91,6 +91,9 @@ def interpret(run: SandboxRun, limits: Limits) -> ExecutionResult:
     base.update(cell=cell, output_truncated_bytes=int(report.get("output_truncated_bytes", 0)))
     if status == "ok":
         return ExecutionResult(status="ok", **base)
+    if status == "error" and report.get("ename") == "StdinNotImplementedError":
+        return ExecutionResult(status="error", message=(
+            f"{where} asks for keyboard input (input()), which is not available when grading."), **base)
     if status == "error":
         evalue = str(report.get("evalue", "")).strip().splitlines()
         first = evalue[0][:300] if evalue else ""

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import ast
 import hashlib
 from dataclasses import dataclass, field
 from functools import cached_property
@@ -143,6 +144,16 @@ def load_lab(name: str, root: Path | None = None) -> Lab:
     return lab
 
 
+def probe_names(path: Path) -> set[str]:
+    """The probes a probes.py defines, read without importing it (it may need torch)."""
+    try:
+        tree = ast.parse(path.read_text(encoding="utf-8"), filename=str(path))
+    except SyntaxError as exc:
+        raise ConfigError(path, f"line {exc.lineno}", f"not valid Python: {exc.msg}", "fix the syntax") from exc
+    return {node.name.removeprefix("probe_") for node in tree.body
+            if isinstance(node, ast.FunctionDef) and node.name.startswith("probe_")}
+
+
 def _check(lab: Lab) -> None:
     """Cross-file consistency that neither model can see alone."""
     if lab.spec.name != lab.name:
@@ -160,7 +171,13 @@ def _check(lab: Lab) -> None:
                               "add the data file or remove the split")
     if not lab.probes_path.is_file():
         raise ConfigError(lab.probes_path, None, "file not found", "every lab needs reference/<lab>/probes.py")
+    probes = probe_names(lab.probes_path)
     for i, c in enumerate(lab.rubric.criteria):
+        probe = getattr(c, "probe", None)
+        if probe is not None and probe not in probes:
+            raise ConfigError(lab.rubric_path, f"criteria[{i}].probe",
+                              f"names probe {probe!r}, but {lab.probes_path.name} defines no probe_{probe}()",
+                              f"probes defined: {', '.join(sorted(probes)) or 'none'}")
         for attr in ("split", "train", "test"):
             split = getattr(c, attr, None)
             if split is not None and split not in lab.spec.splits:

@@ -74,3 +74,31 @@ def test_hostile_messages_neither_break_the_table_nor_reach_the_terminal_raw(cou
     assert code == 0
     assert "\x1b" not in out and "\x07" not in out
     assert "[/] [bold red]G[/bold red]" in out  # shown literally, not read as markup
+
+
+def test_ctrl_c_stops_the_sandboxes_and_records_nothing_half_done(course, submissions, tmp_path):
+    import signal
+    import sqlite3
+    import time
+
+    import psutil
+
+    submissions("sleeper", "import subprocess, time\nsubprocess.Popen(['sleep', '876543'])\ntime.sleep(600)")
+    db = tmp_path / "g.db"
+    proc = subprocess.Popen([sys.executable, "-m", "autograder", "grade", "toy", str(submissions.folder),
+                             "--root", str(course), "--db", str(db)], stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+
+    def marked():
+        return [p for p in psutil.process_iter(["cmdline"]) if "876543" in (p.info["cmdline"] or [])]
+
+    deadline = time.monotonic() + 60
+    while not marked() and time.monotonic() < deadline:
+        time.sleep(0.2)
+    assert marked(), "the notebook never started"
+    proc.send_signal(signal.SIGINT)
+    _, err = proc.communicate(timeout=30)
+    assert proc.returncode == 130
+    assert b"interrupted" in err and b"Traceback" not in err
+    time.sleep(0.5)
+    assert marked() == []
+    assert sqlite3.connect(db).execute("SELECT COUNT(*) FROM results").fetchone()[0] == 0

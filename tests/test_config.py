@@ -53,6 +53,7 @@ def test_toy_lab_loads(course):
         (rubric, lambda d: d["criteria"][2].update(id="runs"), "criteria", "used twice"),
         (rubric, lambda d: d["criteria"][1].update(split="holdout"), "criteria[1].split", "does not define"),
         (rubric, lambda d: d.update(lab="other"), "lab", "is 'other'"),
+        (rubric, lambda d: d["criteria"][1].update(probe="scroes"), "criteria[1].probe", "defines no probe_scroes()"),
     ],
 )
 def test_malformed_files_name_file_field_and_problem(course, which, change, field, words):
@@ -87,6 +88,13 @@ def test_missing_rubric_and_unknown_lab(course):
     with pytest.raises(UserError, match="no lab named 'nope'") as info:
         load_lab("nope", course)
     assert "toy" in info.value.hint
+
+
+def test_probes_with_a_syntax_error_fail_at_load(course):
+    (course / "reference" / "toy" / "probes.py").write_text("def probe_scores(exports, inputs)\n    pass\n")
+    with pytest.raises(ConfigError) as info:
+        load_lab("toy", course)
+    assert info.value.field == "line 1" and "not valid Python" in info.value.problem
 
 
 def test_missing_hidden_data_is_named(course):

@@ -63,11 +63,13 @@ def test_cohort_gets_a_verdict_with_reasons_each(submissions, grade):
 
 
 def test_endless_cell_is_stopped_at_the_cell_limit(submissions, grade):
-    submissions("loop", "while True:\n    pass")
+    submissions("loop", "import subprocess\nsubprocess.Popen(['sleep', '987653'])\nwhile True:\n    pass")
     r = grade(submissions.folder, cell_timeout=2)["loop"]
     assert r.verdict == "U"
     assert r.execution.status == "cell-timeout"
     assert by_id(r)["runs"].message.startswith("Cell 4 ran longer than 2 s")
+    leftovers = [p for p in psutil.process_iter(["cmdline"]) if "987653" in (p.info["cmdline"] or [])]
+    assert leftovers == []
 
 
 def test_whole_run_limit_kills_the_process_tree(submissions, grade):
@@ -264,3 +266,22 @@ def test_an_export_that_cannot_be_pickled_says_why(submissions, grade):
     r = grade(submissions.folder)["locked"]
     assert r.verdict == "U"
     assert "`predict` could not be saved: TypeError: cannot pickle this predictor" in by_id(r)["test-accuracy"].message
+
+
+def test_borderline_accuracy_goes_to_review(submissions, grade, course):
+    rubric = course / "rubrics" / "toy.yaml"
+    rubric.write_text(rubric.read_text().replace("    min: 0.9\n", "    min: 0.9\n    review_margin: 0.05\n"))
+    # Wrong on one in eight points: about 0.875, within 0.05 of the 0.9 bar.
+    submissions("close", "def predict(X):\n    y = (X[:, 0] > 0).astype(int)\n    y[::8] = 1 - y[::8]\n    return y")
+    submissions("far", "def predict(X):\n    y = (X[:, 0] > 0).astype(int)\n    y[::3] = 1 - y[::3]\n    return y")
+    results = grade(submissions.folder)
+    close, far = by_id(results["close"])["test-accuracy"], by_id(results["far"])["test-accuracy"]
+    assert close.status == "review" and results["close"].verdict == "review"
+    assert "a teacher will decide" in close.message
+    assert far.status == "fail" and results["far"].verdict == "U"
+
+
+def test_asking_for_input_is_explained(submissions, grade):
+    submissions("asker", "name = input('your name? ')")
+    r = grade(submissions.folder)["asker"]
+    assert by_id(r)["runs"].message == "Cell 4 asks for keyboard input (input()), which is not available when grading."

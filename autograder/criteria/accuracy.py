@@ -8,7 +8,7 @@ import numpy as np
 from pydantic import Field
 
 from autograder.criteria import register
-from autograder.criteria.base import Criterion, CriterionSpec, Evidence, EvidenceMissing
+from autograder.criteria.base import BORDERLINE, Criterion, Evidence, EvidenceMissing, ThresholdSpec
 from autograder.results import CriterionResult
 
 
@@ -38,7 +38,7 @@ def accuracy(evidence: Evidence, probe: str, split: str) -> float:
     return float(np.mean(predicted == labels))
 
 
-class AccuracySpec(CriterionSpec):
+class AccuracySpec(ThresholdSpec):
     kind: Literal["accuracy"]
     probe: str = Field("scores", description="Probe whose output holds class scores per split.")
     split: str = Field("test", description="Split to measure on; usually the hidden test set.")
@@ -55,17 +55,16 @@ class Accuracy(Criterion):
         s = self.spec
         acc = accuracy(evidence, s.probe, s.split)
         where = _split_name(evidence, s.split)
-        if acc >= s.min:
-            return self.result("pass", f"Accuracy on {where} is {acc:.3f} (at least {s.min:.2f} needed).", acc, s.min)
-        return self.result(
-            "fail",
-            f"Accuracy on {where} is {acc:.3f}, below the {s.min:.2f} needed.",
-            acc,
-            s.min,
-        )
+        status = s.status(acc >= s.min, s.min - acc)
+        message = {
+            "pass": f"Accuracy on {where} is {acc:.3f} (at least {s.min:.2f} needed).",
+            "review": f"Accuracy on {where} is {acc:.3f}, below the {s.min:.2f} needed but {BORDERLINE}.",
+            "fail": f"Accuracy on {where} is {acc:.3f}, below the {s.min:.2f} needed.",
+        }[status]
+        return self.result(status, message, acc, s.min)
 
 
-class GapSpec(CriterionSpec):
+class GapSpec(ThresholdSpec):
     kind: Literal["generalization-gap"]
     probe: str = "scores"
     train: str = Field("train", description="The split the student trained on.")
@@ -88,16 +87,14 @@ class GeneralizationGap(Criterion):
         gap = train - test
         details = {"train_accuracy": train, "test_accuracy": test}
         text = f"accuracy {train:.3f} on the training data and {test:.3f} on {_split_name(evidence, s.test)}, a gap of {gap:.3f}"
-        if gap <= s.max:
-            return self.result("pass", f"Generalization gap is fine: {text} (at most {s.max:.2f}).", gap, s.max, **details)
-        return self.result(
-            "fail",
-            f"The model overfits: {text}, above the {s.max:.2f} allowed "
-            "(regularisation, a smaller network or early stopping may help).",
-            gap,
-            s.max,
-            **details,
-        )
+        status = s.status(gap <= s.max, gap - s.max)
+        message = {
+            "pass": f"Generalization gap is fine: {text} (at most {s.max:.2f}).",
+            "review": f"The model may overfit: {text}, above the {s.max:.2f} allowed but {BORDERLINE}.",
+            "fail": f"The model overfits: {text}, above the {s.max:.2f} allowed "
+                    "(regularisation, a smaller network or early stopping may help).",
+        }[status]
+        return self.result(status, message, gap, s.max, **details)
 
 
 def _split_name(evidence: Evidence, split: str) -> str:

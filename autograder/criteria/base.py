@@ -29,6 +29,23 @@ class CriterionSpec(BaseModel):
     required: bool = Field(True, description="A required criterion must pass for G; others are advice.")
 
 
+class ThresholdSpec(CriterionSpec):
+    """A criterion with a bar; values just on the failing side of it may go to a human instead."""
+
+    review_margin: float = Field(
+        0, ge=0, description="A value at most this far on the failing side of the bar gets `review`, not `fail`."
+    )
+
+    def status(self, passed: bool, distance: float) -> Status:
+        """pass, or review when `distance` past the bar is within the margin, else fail."""
+        if passed:
+            return "pass"
+        return "review" if distance <= self.review_margin else "fail"
+
+
+BORDERLINE = "just past the bar, within the rubric's review margin: a teacher will decide"
+
+
 class EvidenceMissing(Exception):
     """What a criterion needs was not produced; `student` says whose doing that was."""
 
