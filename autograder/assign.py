@@ -83,3 +83,20 @@ def write_student_notebook(solution_path: Path, out_path: Path) -> nbformat.Note
     out_path.parent.mkdir(parents=True, exist_ok=True)
     nbformat.write(nb, out_path)
     return nb
+
+
+def reference_submission(solution_path: Path, student_path: Path) -> nbformat.NotebookNode:
+    """What a perfect student hands in: the released notebook with each solution cell answered as in
+    the solution. validate-lab grades this rather than the source notebook, whose locked cells
+    still hold the hidden tests and so differ from what students receive."""
+    answers = {
+        c.metadata["nbgrader"]["grade_id"]: c.source
+        for c in nbformat.read(Path(solution_path), as_version=4).cells
+        if c.metadata.get("nbgrader", {}).get("solution")
+    }
+    nb = nbformat.read(Path(student_path), as_version=4)
+    for cell in nb.cells:
+        grade_id = cell.metadata.get("nbgrader", {}).get("grade_id")
+        if cell.metadata.get("nbgrader", {}).get("solution") and grade_id in answers:
+            cell.source = answers[grade_id]
+    return nb

@@ -79,7 +79,7 @@ def parser() -> argparse.ArgumentParser:
     e.add_argument("-o", "--output", type=Path, required=True, help="file to write ('-' for stdout)")
 
     v = sub.add_parser("validate-lab", parents=[common, run],
-                       help="check a lab: it loads, the solution gets G, the blank notebook gets U",
+                       help="check a lab: it loads, the solved student notebook gets G, the blank one U",
                        epilog=EXIT_CODES, formatter_class=argparse.RawDescriptionHelpFormatter)
     v.add_argument("lab")
 
@@ -182,6 +182,9 @@ def cmd_export(args) -> int:
 
 
 def cmd_validate_lab(args) -> int:
+    import nbformat
+
+    from autograder.assign import reference_submission
     from autograder.intake import take
     from autograder.lab import load_lab
     from autograder.report import print_results
@@ -192,15 +195,17 @@ def cmd_validate_lab(args) -> int:
     if not lab.solution_path.is_file():
         raise UserError(f"{lab.solution_path} does not exist", "the reference solution is needed to validate a lab")
     expected = {"reference-solution": "G", "student-template": "U"}
-    subs = [take("reference-solution", lab.solution_path), take("student-template", lab.notebook_path)]
     with tempfile.TemporaryDirectory(prefix="autograder-validate-") as tmp:
+        reference = Path(tmp) / "reference-solution.ipynb"
+        nbformat.write(reference_submission(lab.solution_path, lab.notebook_path), reference)
+        subs = [take("reference-solution", reference), take("student-template", lab.notebook_path)]
         results = _grade(lab, subs, Store(Path(tmp) / "grades.db"), args, force=True)
     print_results(out, results, f"{lab.name}: validation")
     bad = [r for r in results if r.verdict != expected[r.student]]
     for r in bad:
         out.print(f"[red]FAIL[/] {r.student} got {r.verdict}, expected {expected[r.student]}")
     if not bad:
-        out.print("[green]ok[/] the reference solution gets G and the untouched student notebook gets U")
+        out.print("[green]ok[/] the solved student notebook gets G and the untouched one gets U")
     return 1 if bad else 0
 
 

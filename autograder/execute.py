@@ -10,17 +10,15 @@ import shutil
 from dataclasses import dataclass
 from pathlib import Path
 
-import nbformat
-
 from autograder.lab import Lab
 from autograder.results import ExecutionResult
 from autograder.sandbox import SandboxBackend, SandboxJob, SandboxRun
 from autograder.spec import Limits, human_size
+from autograder.notebooks import MAX_NOTEBOOK_BYTES as MAX_EXECUTED_BYTES
 from autograder.workspace import copy_read_only, read_capped, workdir
 
 EXECUTED = "executed.ipynb"
 EXPORTS = "exports"
-MAX_EXECUTED_BYTES = 50 * 1024**2
 MAX_EXPORT_BYTES = 2 * 1024**3
 
 
@@ -129,14 +127,3 @@ def _keep_exports(src: Path, dst: Path, names: list[str], result: ExecutionResul
             break
         shutil.move(path, dst / path.name)
         result.exports.append(name)
-
-
-def load_notebook(path: Path, cap: int = MAX_EXECUTED_BYTES) -> nbformat.NotebookNode | None:
-    """Parse a notebook as data, under a size cap; None when it is missing or unreadable."""
-    data = read_capped(path, cap)
-    if data is None:
-        return None
-    try:
-        return nbformat.reads(data.decode("utf-8", "replace"), as_version=4)
-    except Exception:  # malformed JSON or schema: treat as absent
-        return None

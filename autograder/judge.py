@@ -9,6 +9,7 @@ from pathlib import Path
 from autograder import __version__
 from autograder.criteria import build
 from autograder.criteria.base import Evidence, ProbeData
+from autograder.notebooks import load_notebook
 from autograder.intake import Submission
 from autograder.lab import Lab
 from autograder.pytest_plugin import TestContext, run_tests
@@ -32,7 +33,9 @@ def _empty_ini() -> Path:
 
 def judge(lab: Lab, submission: Submission, execution: ExecutionResult, notebook, probes: ProbeData,
           backend: str = "") -> SubmissionResult:
-    evidence = Evidence(lab=lab, execution=execution, notebook=notebook, probes=probes, labels=lab.labels())
+    submitted = None if submission.problem else load_notebook(submission.path)
+    evidence = Evidence(lab=lab, execution=execution, notebook=notebook or submitted, probes=probes,
+                        labels=lab.labels(), submitted=submitted)
     wants_tests = any(c.kind == "hidden-tests" for c in lab.rubric.criteria)
     if wants_tests and execution.status == "ok":
         context = TestContext(lab=lab, probes=probes, notebook=notebook)

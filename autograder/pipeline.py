@@ -19,7 +19,8 @@ from pathlib import Path
 
 from autograder import __version__
 from autograder.criteria.base import ProbeData
-from autograder.execute import Executed, execute, load_notebook
+from autograder.execute import Executed, execute
+from autograder.notebooks import load_notebook
 from autograder.execute import request as execute_request
 from autograder.intake import Submission
 from autograder.judge import judge
@@ -108,7 +109,7 @@ class Grader:
         executed, record = self._execute(sub)
         timings["execute"] = time.monotonic() - t
         stages.append(record)
-        notebook = load_notebook(executed.notebook_path) or load_notebook(sub.path)
+        notebook = load_notebook(executed.notebook_path)
 
         t = time.monotonic()
         if executed.result.status == "ok":

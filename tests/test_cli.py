@@ -44,7 +44,7 @@ def test_export_of_an_ungraded_lab_says_what_exists(tmp_path, capsys, course, su
 
 def test_validate_lab_passes_on_a_good_lab(course, capsys):
     assert main(["validate-lab", "toy", "--root", str(course)]) == 0
-    assert "the reference solution gets G" in capsys.readouterr().out
+    assert "the solved student notebook gets G" in capsys.readouterr().out
 
 
 def test_validate_lab_fails_when_the_template_would_pass(course, capsys):

@@ -75,7 +75,7 @@ def test_flood_is_truncated_and_recorded(cohort):
 
 def test_validate_lab(capsys):
     assert main(["validate-lab", "lab1-mlp", "--root", str(REPO)]) == 0
-    assert "the reference solution gets G" in capsys.readouterr().out
+    assert "the solved student notebook gets G" in capsys.readouterr().out
 
 
 def test_student_notebook_is_what_assign_makes_of_the_solution():
@@ -91,3 +91,34 @@ def test_student_notebook_is_what_assign_makes_of_the_solution():
 def test_no_hidden_data_is_released():
     released = {p.relative_to(REPO / "assignments").as_posix() for p in (REPO / "assignments").rglob("*") if p.is_file()}
     assert not [p for p in released if "test" in p.split("/")[-1]]
+
+
+def test_our_checksum_is_nbgraders():
+    from nbgrader.utils import compute_checksum
+
+    from autograder.notebooks import nbgrader_checksum
+
+    lab = load_lab("lab1-mlp", REPO)
+    for path in (lab.notebook_path, lab.solution_path):
+        cells = [c for c in nbformat.read(path, as_version=4).cells if "nbgrader" in c.metadata]
+        assert cells
+        for cell in cells:
+            assert nbgrader_checksum(cell) == compute_checksum(cell), cell.metadata["nbgrader"]["grade_id"]
+
+
+def test_edited_or_deleted_locked_cells_go_to_review(tmp_path):
+    good = nbformat.read(COHORT / "good.ipynb", as_version=4)
+    setup = next(c for c in good.cells if c.metadata.get("nbgrader", {}).get("grade_id") == "setup")
+    setup.source += "\n# tweaked"
+    good.cells = [c for c in good.cells if c.metadata.get("nbgrader", {}).get("grade_id") != "test_mlp_forward"]
+    folder = tmp_path / "subs"
+    folder.mkdir()
+    nbformat.write(good, folder / "tinkerer.ipynb")
+    lab = load_lab("lab1-mlp", REPO)
+    grader = Grader(lab, Store(tmp_path / "g.db"), get_backend("local"), Options(scratch=tmp_path))
+    result, _ = grader.grade(discover(folder)[0])
+    locked = {c.id: c for c in result.criteria}["locked-cells"]
+    assert result.verdict == "review"
+    assert locked.status == "review"
+    assert locked.details == {"edited": ["setup"], "deleted": ["test_mlp_forward"]}
+    assert "a teacher will look at it" in locked.message

@@ -8,7 +8,7 @@ import nbformat
 import psutil
 import pytest
 
-from autograder.execute import load_notebook
+from autograder.notebooks import load_notebook
 
 pytestmark = pytest.mark.slow
 

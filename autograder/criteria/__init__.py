@@ -30,6 +30,6 @@ def spec_union() -> object:
 
 
 # Built-in kinds register themselves on import.
-from autograder.criteria import accuracy, hidden_tests, notebook_runs, reflection  # noqa: E402,F401
+from autograder.criteria import accuracy, hidden_tests, locked_cells, notebook_runs, reflection  # noqa: E402,F401
 
 __all__ = ["CRITERIA", "Criterion", "CriterionSpec", "Evidence", "EvidenceMissing", "ProbeData", "build", "register"]

@@ -85,12 +85,13 @@ class Evidence:
 
     lab: Lab
     execution: ExecutionResult | None
-    notebook: NotebookNode | None
+    notebook: NotebookNode | None  # as executed (or as submitted, when the run left none)
     probes: ProbeData
     labels: dict[str, np.ndarray]
     tests: list[HiddenTestResult] | None = None
     tests_error: str = ""
     metrics: dict[str, float] = field(default_factory=dict)
+    submitted: NotebookNode | None = None  # as handed in, before papermill touched it
 
 
 class Criterion(ABC):
