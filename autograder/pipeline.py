@@ -10,12 +10,14 @@ from __future__ import annotations
 import hashlib
 import json
 import logging
+import threading
 import time
 import traceback
 from collections.abc import Callable, Iterable
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import TypeVar
 
 from autograder import __version__
 from autograder.criteria.base import ProbeData
@@ -34,6 +36,7 @@ from autograder.store import StageRecord, Store
 from autograder.workspace import remove_tree
 
 log = logging.getLogger(__name__)
+StageResult = TypeVar("StageResult", ExecutionResult, ProbeReport)
 _RUNNER_HASH = sha256_files([RUNNER])[:16]
 
 
@@ -57,6 +60,9 @@ class Grader:
         self.options = options or Options()
         self.limits = Limits.model_validate({**lab.spec.limits.model_dump(), **self.options.limits})
         self.probe_limits = lab.spec.probe_limits
+        self._locks: dict[str, threading.Lock] = {}
+        self._locks_guard = threading.Lock()
+        self._fresh: dict[str, StageRecord] = {}  # stages run by this grader, by input hash
 
     def grade_all(self, submissions: Iterable[Submission],
                   on_done: Callable[[SubmissionResult, bool], None] | None = None) -> list[SubmissionResult]:
@@ -129,35 +135,44 @@ class Grader:
     def _execute(self, sub: Submission) -> tuple[Executed, StageRecord]:
         key = _key("execute", sub.sha256, execute_request(self.lab, self.limits), self.limits.model_dump(),
                    self.lab.data_hash, _RUNNER_HASH, self.backend.name, __version__)
-        folder = self._artifacts(sub, "execute", key)
-        cached = None if self.options.force else self.store.stage(key)
-        if cached is not None:
-            result = ExecutionResult.model_validate(cached.result)
-            if result.status != "harness-error":
-                return Executed(result=result, folder=cached.artifacts), cached
-        remove_tree(folder)
-        executed = execute(self.lab, sub.path, self.backend, self.limits, folder, self.options.scratch)
-        record = StageRecord(key=key, stage="execute", lab=self.lab.name, submission_hash=sub.sha256,
-                             result=executed.result.model_dump(mode="json"), artifacts=folder)
-        return executed, record
+
+        def run(folder: Path) -> ExecutionResult:
+            return execute(self.lab, sub.path, self.backend, self.limits, folder, self.options.scratch).result
+
+        result, record = self._stage("execute", sub, key, ExecutionResult, run)
+        return Executed(result=result, folder=record.artifacts), record
 
     def _probe(self, sub: Submission, executed: Executed, execute_key: str) -> tuple[ProbeReport, StageRecord]:
         key = _key("probe", execute_key, self.lab.probes_hash, self.lab.data_hash,
                    self.probe_limits.model_dump(), _RUNNER_HASH, __version__)
-        folder = self._artifacts(sub, "probe", key)
-        cached = None if self.options.force else self.store.stage(key)
-        if cached is not None:
-            report = ProbeReport.model_validate(cached.result)
-            if report.status != "harness-error":
-                return report, cached
-        remove_tree(folder)
-        report = probe(self.lab, executed.exports_dir, self.backend, self.probe_limits, folder, self.options.scratch)
-        record = StageRecord(key=key, stage="probe", lab=self.lab.name, submission_hash=sub.sha256,
-                             result=report.model_dump(mode="json"), artifacts=folder)
-        return report, record
 
-    def _artifacts(self, sub: Submission, stage: str, key: str) -> Path:
-        return self.store.artifacts_root / self.lab.name / sub.sha256[:16] / f"{stage}-{key[:12]}"
+        def run(folder: Path) -> ProbeReport:
+            return probe(self.lab, executed.exports_dir, self.backend, self.probe_limits, folder, self.options.scratch)
+
+        return self._stage("probe", sub, key, ProbeReport, run)
+
+    def _stage(self, stage: str, sub: Submission, key: str, model: type[StageResult],
+               run: Callable[[Path], StageResult]) -> tuple[StageResult, StageRecord]:
+        """Run a stage once per input hash: reuse a recorded result unless --force, and let identical
+        submissions graded at the same time share one run instead of racing in one folder."""
+        with self._locks_guard:
+            lock = self._locks.setdefault(key, threading.Lock())
+        with lock:
+            if key in self._fresh:
+                record = self._fresh[key]
+                return model.model_validate(record.result), record
+            recorded = None if self.options.force else self.store.stage(key)
+            if recorded is not None:
+                result = model.model_validate(recorded.result)
+                if result.status != "harness-error":  # our own failures are always retried
+                    return result, recorded
+            folder = self.store.artifacts_root / self.lab.name / sub.sha256[:16] / f"{stage}-{key[:12]}"
+            remove_tree(folder)
+            result = run(folder)
+            record = StageRecord(key=key, stage=stage, lab=self.lab.name, submission_hash=sub.sha256,
+                                 result=result.model_dump(mode="json"), artifacts=folder)
+            self._fresh[key] = record
+            return result, record
 
     def _internal_error(self, sub: Submission, exc: Exception) -> SubmissionResult:
         where = traceback.extract_tb(exc.__traceback__)[-1]

@@ -25,7 +25,7 @@ def cohort(tmp_path_factory):
     tmp = tmp_path_factory.mktemp("lab1")
     lab = load_lab("lab1-mlp", REPO)
     store = Store(tmp / "grades.db")
-    grader = Grader(lab, store, get_backend("local"), Options(jobs=2, limits={"cell_timeout": 10}, scratch=tmp))
+    grader = Grader(lab, store, get_backend("local"), Options(jobs=2, limits={"cell_timeout": 25}, scratch=tmp))
     results = {r.student: r for r in grader.grade_all(discover(COHORT))}
     yield results, store
     store.close()

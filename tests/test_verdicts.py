@@ -285,3 +285,12 @@ def test_asking_for_input_is_explained(submissions, grade):
     submissions("asker", "name = input('your name? ')")
     r = grade(submissions.folder)["asker"]
     assert by_id(r)["runs"].message == "Cell 4 asks for keyboard input (input()), which is not available when grading."
+
+
+def test_identical_submissions_run_once_and_both_get_their_verdict(submissions, grade, store):
+    twin = submissions("twin_a")
+    (submissions.folder / "twin_b.ipynb").write_bytes(twin.read_bytes())
+    results = grade(submissions.folder, jobs=2)
+    assert results["twin_a"].verdict == results["twin_b"].verdict == "G"
+    assert results["twin_a"].execution.duration_s == results["twin_b"].execution.duration_s
+    assert len(list(store.artifacts_root.rglob("executed.ipynb"))) == 1
