@@ -47,6 +47,7 @@ def request(lab: Lab, limits: Limits) -> dict:
         "exports_dir": EXPORTS,
         "cell_timeout": limits.cell_timeout,
         "output_cap": int(limits.output),
+        "output_total_cap": 16 * int(limits.output),
     }
 
 

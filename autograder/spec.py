@@ -33,7 +33,8 @@ class Limits(BaseModel):
     cpus: float = Field(1, gt=0, description="CPUs; the local backend sets thread counts, Docker enforces it.")
     gpus: int = Field(0, ge=0, description="Number of GPUs the run may use; 0 hides every GPU.")
     output: ByteSize = Field(
-        ByteSize(1024**2), description="Notebook output kept per cell; the rest is dropped and counted."
+        ByteSize(1024**2),
+        description="Notebook output kept per cell (16 times this for the whole notebook); the rest is dropped and counted.",
     )
 
     @field_validator("memory")

@@ -294,3 +294,15 @@ def test_identical_submissions_run_once_and_both_get_their_verdict(submissions, 
     assert results["twin_a"].verdict == results["twin_b"].verdict == "G"
     assert results["twin_a"].execution.duration_s == results["twin_b"].execution.duration_s
     assert len(list(store.artifacts_root.rglob("executed.ipynb"))) == 1
+
+
+def test_output_is_capped_across_the_whole_notebook_too(submissions, grade):
+    # 40 cells of 40 kB each: every one under a 64 KiB per-cell cap, together over the 16 x 64 KiB total.
+    nb = nbformat.read(submissions("chatty"), as_version=4)
+    for _ in range(40):
+        nb.cells.insert(3, nbformat.v4.new_code_cell("print('y' * 40_000)"))
+    nbformat.write(nb, submissions.folder / "chatty.ipynb")
+    r = grade(submissions.folder, output="64KiB")["chatty"]
+    assert r.verdict == "G"
+    kept = 40 * 40_001 - r.execution.output_truncated_bytes  # print adds a newline
+    assert kept == 16 * 64 * 1024

@@ -51,7 +51,7 @@ class Reflection(Criterion):
 
     def evaluate(self, evidence: Evidence) -> CriterionResult:
         s = self.spec
-        nb = evidence.notebook
+        nb = evidence.submitted or evidence.notebook  # the answer as written, not as the run left it
         if nb is None:
             raise EvidenceMissing("the notebook could not be read", student=True)
         cell = find_cell(nb, s.cell)

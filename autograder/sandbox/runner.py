@@ -92,8 +92,9 @@ def capture_cell(names: list[str], folder: str):
     return cell
 
 
-def _capped_engine(output_cap: int):
-    """A papermill engine whose client keeps at most `output_cap` bytes of output per cell."""
+def _capped_engine(output_cap: int, total_cap: int):
+    """A papermill engine whose client keeps at most `output_cap` bytes of output per cell and
+    `total_cap` in the whole notebook, counting what it drops."""
     from papermill.clientwrap import PapermillNotebookClient
     from papermill.engines import NBClientEngine
     from papermill.utils import merge_kwargs, remove_args
@@ -114,6 +115,7 @@ def _capped_engine(output_cap: int):
             kwargs.setdefault("shutdown_kernel", "immediate")  # the run is over; nothing to save
             super().__init__(*args, **kwargs)
             self.kept: dict[int, int] = {}
+            self.total = 0
             self.dropped = 0
             self.current: int | None = None
 
@@ -122,24 +124,29 @@ def _capped_engine(output_cap: int):
             return super().execute_cell(cell, cell_index, *args, **kwargs)
 
         def output(self, outs, msg, display_id, cell_index):
-            if msg["msg_type"] in ("stream", "display_data", "execute_result", "update_display_data"):
-                content = msg["content"]
-                size = len(content["text"]) if msg["msg_type"] == "stream" else len(json.dumps(content.get("data", {})))
-                kept = self.kept.get(cell_index, 0)
-                room = output_cap - kept
-                if size > room:
-                    self.dropped += size - max(room, 0)
-                    if room <= 0:
-                        return None
-                    if msg["msg_type"] != "stream":
-                        self.kept[cell_index] = output_cap
-                        self.dropped += room
-                        return self._note(outs)
-                    content["text"] = content["text"][:room] + "\n[autograder: output truncated here]\n"
-                    self.kept[cell_index] = output_cap
-                    return super().output(outs, msg, display_id, cell_index)
+            kind = msg["msg_type"]
+            if kind not in ("stream", "display_data", "execute_result", "update_display_data"):
+                return super().output(outs, msg, display_id, cell_index)
+            content = msg["content"]
+            size = len(content["text"]) if kind == "stream" else len(json.dumps(content.get("data", {})))
+            kept = self.kept.get(cell_index, 0)
+            room = min(output_cap - kept, total_cap - self.total)
+            if size <= room:
                 self.kept[cell_index] = kept + size
-            return super().output(outs, msg, display_id, cell_index)
+                self.total += size
+                return super().output(outs, msg, display_id, cell_index)
+            if room <= 0:  # this cell, or the notebook, is full: drop silently (noted once already)
+                self.dropped += size
+                return None
+            # Past the cap now: keep the head of a stream, drop anything else whole; the cell is full.
+            self.kept[cell_index] = output_cap
+            self.total += room
+            if kind == "stream":
+                self.dropped += size - room
+                content["text"] = content["text"][:room] + "\n[autograder: output truncated here]\n"
+                return super().output(outs, msg, display_id, cell_index)
+            self.dropped += size
+            return self._note(outs)
 
         @staticmethod
         def _note(outs):
@@ -182,7 +189,7 @@ def run_execute(job: dict) -> dict:
 
     nb = nbformat.read(job["notebook"], as_version=4)
     nb.cells.append(capture_cell(job["exports"], job["exports_dir"]))
-    engine = _capped_engine(int(job["output_cap"]))
+    engine = _capped_engine(int(job["output_cap"]), int(job.get("output_total_cap", 16 * job["output_cap"])))
     papermill_engines.register("autograder-capped", engine)
     report: dict = {"status": "ok", "message": "", "cell": None}
     try:
