@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import json
 import os
-import resource
 import signal
 import subprocess
 import sys
@@ -63,13 +62,6 @@ def sandbox_env(workdir: Path, cpus: float, gpus: int) -> dict[str, str]:
     return env
 
 
-def _limit_process(memory: int) -> None:
-    """Runs in the child before exec: per-process ceilings the RSS watchdog can't react to in time."""
-    resource.setrlimit(resource.RLIMIT_CORE, (0, 0))
-    resource.setrlimit(resource.RLIMIT_DATA, (memory, memory))
-    resource.setrlimit(resource.RLIMIT_FSIZE, (FILE_SIZE_CAP, FILE_SIZE_CAP))
-
-
 class _CappedReader(threading.Thread):
     """Drains a pipe to the end, keeping only the first `cap` bytes, so a flood can't block or bloat us."""
 
@@ -100,7 +92,10 @@ class LocalBackend(SandboxBackend):
     def run(self, job: SandboxJob) -> SandboxRun:
         limits = job.limits
         job_file = job.workdir / ".job.json"
-        job_file.write_text(json.dumps({"stage": job.stage, **job.request}))
+        # Per-process ceilings the RSS watchdog can't react to in time; the runner sets them on itself
+        # (a preexec_fn is not safe while other threads run) and the kernel inherits them.
+        rlimits = {"data": int(limits.memory), "fsize": FILE_SIZE_CAP, "core": 0}
+        job_file.write_text(json.dumps({"stage": job.stage, "rlimits": rlimits, **job.request}))
         read_fd, write_fd = os.pipe()
         cmd = [sys.executable, "-I", "-B", str(RUNNER), str(job_file), "--report-fd", str(write_fd)]
         started = time.monotonic()
@@ -109,7 +104,6 @@ class LocalBackend(SandboxBackend):
                 cmd, cwd=job.workdir, env=sandbox_env(job.workdir, limits.cpus, limits.gpus),
                 stdin=subprocess.DEVNULL, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
                 pass_fds=(write_fd,), start_new_session=True,
-                preexec_fn=lambda: _limit_process(int(limits.memory)),
             )
         except OSError as exc:
             os.close(read_fd)

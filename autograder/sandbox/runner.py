@@ -41,6 +41,7 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
     _become_subreaper()
     job = json.loads(args.job.read_text())
+    _limit_resources(job.get("rlimits", {}))
     started = time.monotonic()
     try:
         report = {"execute": run_execute, "probe": run_probe}[job["stage"]](job)
@@ -212,15 +213,8 @@ def run_execute(job: dict) -> dict:
         report["output_truncated_bytes"] = client.dropped
         if report["status"] in ("cell-timeout", "crashed") and report.get("cell_index") is None:
             report["cell_index"] = client.current
-    executed = nbformat.read(job["output"], as_version=4) if os.path.exists(job["output"]) else nb
-    report["cell"] = student_cell_number(executed, report.get("cell_index"))
-    folder = Path(job["exports_dir"])
-    report["exports"] = {
-        name: "ok" if (folder / f"{name}.pkl").is_file()
-        else (folder / f"{name}.error").read_text()[:ERROR_TEXT_CAP] if (folder / f"{name}.error").is_file()
-        else "not defined by the notebook"
-        for name in job["exports"]
-    }
+    # The notebook as papermill ran it (parameters injected), from memory: not a file the kernel can touch.
+    report["cell"] = student_cell_number(client.nb if client is not None else nb, report.get("cell_index"))
     return report
 
 
@@ -288,6 +282,16 @@ def _plain_arrays(result, np) -> dict:
 
 
 # --- process hygiene -----------------------------------------------------------------------
+
+def _limit_resources(limits: dict) -> None:
+    """Per-process ceilings, inherited by the kernel: data segment, file size, core files."""
+    import resource
+
+    for name, which in (("data", resource.RLIMIT_DATA), ("fsize", resource.RLIMIT_FSIZE),
+                        ("core", resource.RLIMIT_CORE)):
+        if name in limits:
+            resource.setrlimit(which, (int(limits[name]), int(limits[name])))
+
 
 def _become_subreaper() -> None:
     """Orphans of the kernel re-parent to us, so nothing outlives the run unseen."""
