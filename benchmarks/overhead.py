@@ -69,7 +69,8 @@ def main() -> None:
         for i in range(args.n):  # distinct content, so no stage is reused from the store
             nbformat.write(notebook(f"# copy {i}\n{SOLUTION}"), subs / f"s{i:03d}.ipynb")
         store = Store(tmp / "grades.db")
-        grader = Grader(load_lab("toy", course), store, get_backend("local"), Options(jobs=1, scratch=tmp))
+        lab = load_lab("toy", course)
+        grader = Grader(lab, store, get_backend("local"), Options(jobs=1, scratch=tmp))
         rows = []
         for sub in discover(subs):
             t = time.perf_counter()
@@ -79,6 +80,17 @@ def main() -> None:
             executed = load_notebook(next(store.artifacts_root.rglob(f"{sub.sha256[:16]}/execute-*/executed.ipynb")))
             cells = cell_seconds(executed)
             rows.append({"wall": wall, "cells": cells, "overhead": wall - cells, **result.timings})
+
+        # Throughput: the same number of fresh submissions, graded one at a time and two at a time.
+        throughput = {}
+        for jobs in (1, 2):
+            batch = tmp / f"batch{jobs}"
+            batch.mkdir()
+            for i in range(args.n):
+                nbformat.write(notebook(f"# batch {jobs} copy {i}\n{SOLUTION}"), batch / f"b{i:03d}.ipynb")
+            t = time.perf_counter()
+            Grader(lab, store, get_backend("local"), Options(jobs=jobs, scratch=tmp)).grade_all(discover(batch))
+            throughput[jobs] = args.n / (time.perf_counter() - t)
 
     def med(key: str) -> float:
         return statistics.median(r[key] for r in rows)
@@ -101,6 +113,9 @@ def main() -> None:
         f"| execute stage (runner, papermill, kernel start and stop, capture) | {med('execute'):.2f} |",
         f"| probe stage (fresh runner, load exports, probes) | {med('probe'):.2f} |",
         f"| judge (hidden tests through pytest, criteria) | {med('judge'):.2f} |",
+        f"| submissions per minute, `--jobs 1` | {60 * throughput[1]:.0f} |",
+        f"| submissions per minute, `--jobs 2` (ratio to 1 job: {throughput[2] / throughput[1]:.2f}) "
+        f"| {60 * throughput[2]:.0f} |",
         f"| for scale: a bare interpreter start (`python -I -c pass`) | {bare:.2f} |",
         f"| for scale: start + `import papermill` as the runner does it | {runner_imports:.2f} |",
         f"| for scale: start + `import papermill` without skipping `rfc3987_syntax` | {plain_imports:.2f} |",

@@ -170,7 +170,10 @@ class LocalBackend(SandboxBackend):
             if time.monotonic() > deadline:
                 status, message = "timeout", f"ran longer than the {limits.timeout:g} s time limit"
                 break
-            time.sleep(POLL_S)
+            try:
+                proc.wait(timeout=POLL_S)  # wakes at once when the run ends
+            except subprocess.TimeoutExpired:
+                pass
         _kill_all(seen, proc.pid)
         proc.wait()
         return status, message, peak
