@@ -110,7 +110,8 @@ def main(argv: list[str] | None = None) -> int:
     except Exception as exc:  # a bug; say so in one line unless --debug
         if args.debug:
             raise
-        _say(f"internal error: {type(exc).__name__}: {exc}", "hint: rerun with --debug for the traceback, and report it")
+        _say(f"internal error: {type(exc).__name__}: {exc}",
+             "hint: rerun with --debug for the traceback, and report it")
         return 3
 
 
@@ -147,7 +148,8 @@ def _grade(lab, submissions, store, args, force: bool):
         task = progress.add_task(f"grading {lab.name}", total=len(submissions), last="")
 
         def done(result, cached):
-            progress.update(task, advance=1, last=f"{result.student}: {result.verdict}" + (" (cached)" if cached else ""))
+            last = f"{result.student}: {result.verdict}" + (" (cached)" if cached else "")
+            progress.update(task, advance=1, last=last)
 
         return grader.grade_all(submissions, done)
 

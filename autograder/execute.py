@@ -11,10 +11,10 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from autograder.lab import Lab
+from autograder.notebooks import MAX_NOTEBOOK_BYTES as MAX_EXECUTED_BYTES
 from autograder.results import ExecutionResult
 from autograder.sandbox import SandboxBackend, SandboxJob, SandboxRun
 from autograder.spec import Limits, human_size
-from autograder.notebooks import MAX_NOTEBOOK_BYTES as MAX_EXECUTED_BYTES
 from autograder.workspace import copy_read_only, read_capped, workdir
 
 EXECUTED = "executed.ipynb"

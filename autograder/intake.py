@@ -51,7 +51,8 @@ def discover(source: Path) -> list[Submission]:
                 found.append(_problem(entry.name, entry, "the folder holds no notebook (.ipynb)"))
             else:
                 names = ", ".join(p.name for p in notebooks[:3])
-                found.append(_problem(entry.name, entry, f"the folder holds {len(notebooks)} notebooks ({names}); hand in one"))
+                problem = f"the folder holds {len(notebooks)} notebooks ({names}); hand in one"
+                found.append(_problem(entry.name, entry, problem))
     if not found:
         raise UserError(f"no submissions in {source}", "expected .ipynb files or one folder per student")
     seen: dict[str, Path] = {}

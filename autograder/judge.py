@@ -2,33 +2,20 @@
 
 from __future__ import annotations
 
-import tempfile
 import threading
-from pathlib import Path
 
 from autograder import __version__
 from autograder.criteria import build
 from autograder.criteria.base import Evidence, ProbeData
-from autograder.notebooks import load_notebook
 from autograder.intake import Submission
 from autograder.lab import Lab
+from autograder.notebooks import load_notebook
 from autograder.pytest_plugin import TestContext, run_tests
 from autograder.results import ExecutionResult, SubmissionResult
 from autograder.rubric import decide
 
 # pytest.main swaps process-wide state (sys.modules, warnings, capture): one run at a time.
 _PYTEST_LOCK = threading.Lock()
-_INI: Path | None = None
-
-
-def _empty_ini() -> Path:
-    """An empty pytest.ini so the hidden tests never pick up the course repo's own pytest settings."""
-    global _INI
-    if _INI is None:
-        folder = Path(tempfile.mkdtemp(prefix="autograder-pytest-"))
-        (folder / "pytest.ini").write_text("[pytest]\n")
-        _INI = folder / "pytest.ini"
-    return _INI
 
 
 def judge(lab: Lab, submission: Submission, execution: ExecutionResult, notebook, probes: ProbeData,
@@ -40,7 +27,7 @@ def judge(lab: Lab, submission: Submission, execution: ExecutionResult, notebook
     if wants_tests and execution.status == "ok":
         context = TestContext(lab=lab, probes=probes, notebook=notebook)
         with _PYTEST_LOCK:
-            evidence.tests, evidence.tests_error = run_tests(lab.test_files(), context, _empty_ini())
+            evidence.tests, evidence.tests_error = run_tests(lab.test_files(), context)
         evidence.metrics = context.metrics
     criteria = [build(spec).check(evidence) for spec in lab.rubric.criteria]
     notes = []

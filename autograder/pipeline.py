@@ -22,11 +22,11 @@ from typing import TypeVar
 from autograder import __version__
 from autograder.criteria.base import ProbeData
 from autograder.execute import Executed, execute
-from autograder.notebooks import load_notebook
 from autograder.execute import request as execute_request
 from autograder.intake import Submission
 from autograder.judge import judge
 from autograder.lab import Lab, sha256_files
+from autograder.notebooks import load_notebook
 from autograder.probe import load_outputs, probe
 from autograder.results import CriterionResult, ExecutionResult, ProbeReport, SubmissionResult
 from autograder.sandbox import SandboxBackend

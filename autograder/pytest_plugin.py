@@ -138,11 +138,12 @@ def _first_line(text: str) -> str:
     return lines[-1][:300] if lines else "unknown error"
 
 
-def run_tests(files: list[Path], context: TestContext, ini: Path) -> tuple[list[HiddenTestResult], str]:
+def run_tests(files: list[Path], context: TestContext) -> tuple[list[HiddenTestResult], str]:
     """Run hidden test files in this process; returns the results and a harness error (or "")."""
     plugin = JudgePlugin(context)
     args = [str(f) for f in files] + [
-        "-c", str(ini), "--rootdir", str(files[0].parent), "-p", "no:cacheprovider", "-p", "no:terminal",
+        # An empty config: the hidden tests never pick up the course repo's own pytest settings.
+        "-c", os.devnull, "--rootdir", str(files[0].parent), "-p", "no:cacheprovider", "-p", "no:terminal",
         "-p", "no:stepwise", "-s", "--import-mode=importlib", "-W", "ignore",
     ]
     saved_path = list(sys.path)

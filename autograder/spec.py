@@ -34,7 +34,8 @@ class Limits(BaseModel):
     gpus: int = Field(0, ge=0, description="Number of GPUs the run may use; 0 hides every GPU.")
     output: ByteSize = Field(
         ByteSize(1024**2),
-        description="Notebook output kept per cell (16 times this for the whole notebook); the rest is dropped and counted.",
+        description="Notebook output kept per cell (16 times this for the whole notebook); "
+        "the rest is dropped and counted.",
     )
 
     @field_validator("memory")
@@ -61,7 +62,8 @@ class LabSpec(BaseModel):
         min_length=1, description="Names the harness saves after the last cell, for the probes."
     )
     splits: dict[Identifier, Literal["public", "hidden"]] = Field(
-        description="Data splits: public ones live in assignments/<lab>/data/<split>.npz, hidden ones in reference/<lab>/data/."
+        description="Data splits: public ones live in assignments/<lab>/data/<split>.npz, "
+        "hidden ones in reference/<lab>/data/."
     )
     limits: Limits = Field(default_factory=Limits)
     probe_limits: Limits = Field(

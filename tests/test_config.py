@@ -124,7 +124,8 @@ def test_schemas_are_written_and_describe_the_kinds(tmp_path):
     paths = write_schemas(tmp_path)
     assert sorted(p.name for p in paths) == ["lab.schema.json", "result.schema.json", "rubric.schema.json"]
     rubric_schema = json.loads((tmp_path / "rubric.schema.json").read_text())
-    kinds = {d["properties"]["kind"]["const"] for d in rubric_schema["$defs"].values() if "kind" in d.get("properties", {})}
+    specs = rubric_schema["$defs"].values()
+    kinds = {d["properties"]["kind"]["const"] for d in specs if "kind" in d.get("properties", {})}
     assert {"accuracy", "generalization-gap", "hidden-tests", "notebook-runs", "reflection"} <= kinds
 
 

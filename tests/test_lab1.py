@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import nbformat
 import pytest
+from conftest import REPO
 
 from autograder.assign import make_student_notebook
 from autograder.cli import main
@@ -12,8 +13,6 @@ from autograder.lab import load_lab
 from autograder.pipeline import Grader, Options
 from autograder.sandbox import get_backend
 from autograder.store import Store
-
-from conftest import REPO
 
 pytestmark = pytest.mark.slow
 COHORT = REPO / "examples" / "submissions" / "lab1-mlp"
@@ -89,7 +88,8 @@ def test_student_notebook_is_what_assign_makes_of_the_solution():
 
 
 def test_no_hidden_data_is_released():
-    released = {p.relative_to(REPO / "assignments").as_posix() for p in (REPO / "assignments").rglob("*") if p.is_file()}
+    root = REPO / "assignments"
+    released = {p.relative_to(root).as_posix() for p in root.rglob("*") if p.is_file()}
     assert not [p for p in released if "test" in p.split("/")[-1]]
 
 

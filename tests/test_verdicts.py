@@ -246,7 +246,8 @@ def test_two_labs_with_same_named_hidden_tests_do_not_share_them(submissions, gr
 
     for folder in ("assignments", "reference"):
         shutil.copytree(course / folder / "toy", course / folder / "toy2")
-    (course / "rubrics" / "toy2.yaml").write_text((course / "rubrics" / "toy.yaml").read_text().replace("lab: toy", "lab: toy2"))
+    rubric = (course / "rubrics" / "toy.yaml").read_text()
+    (course / "rubrics" / "toy2.yaml").write_text(rubric.replace("lab: toy", "lab: toy2"))
     spec = course / "assignments" / "toy2" / "lab.yaml"
     spec.write_text(spec.read_text().replace("name: toy", "name: toy2"))
     (course / "reference" / "toy2" / "tests" / "test_hidden.py").write_text(

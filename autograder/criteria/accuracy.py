@@ -86,7 +86,8 @@ class GeneralizationGap(Criterion):
         test = accuracy(evidence, s.probe, s.test)
         gap = train - test
         details = {"train_accuracy": train, "test_accuracy": test}
-        text = f"accuracy {train:.3f} on the training data and {test:.3f} on {_split_name(evidence, s.test)}, a gap of {gap:.3f}"
+        where = _split_name(evidence, s.test)
+        text = f"accuracy {train:.3f} on the training data and {test:.3f} on {where}, a gap of {gap:.3f}"
         status = s.status(gap <= s.max, gap - s.max)
         message = {
             "pass": f"Generalization gap is fine: {text} (at most {s.max:.2f}).",

@@ -96,11 +96,10 @@ def capture_cell(names: list[str], folder: str):
 def _capped_engine(output_cap: int, total_cap: int):
     """A papermill engine whose client keeps at most `output_cap` bytes of output per cell and
     `total_cap` in the whole notebook, counting what it drops."""
+    from jupyter_client.manager import AsyncKernelManager
     from papermill.clientwrap import PapermillNotebookClient
     from papermill.engines import NBClientEngine
     from papermill.utils import merge_kwargs, remove_args
-
-    from jupyter_client.manager import AsyncKernelManager
 
     class IPCKernelManager(AsyncKernelManager):
         """Kernel sockets as files in the work dir: no TCP port, so no network is needed."""

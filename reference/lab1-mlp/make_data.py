@@ -13,7 +13,6 @@ from __future__ import annotations
 from pathlib import Path
 
 import numpy as np
-
 from datagen import generate
 
 ROOT = Path(__file__).resolve().parents[2]
