@@ -11,7 +11,6 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from autograder.lab import Lab
-from autograder.notebooks import MAX_NOTEBOOK_BYTES as MAX_EXECUTED_BYTES
 from autograder.results import ExecutionResult
 from autograder.sandbox import SandboxBackend, SandboxJob, SandboxRun
 from autograder.spec import Limits, human_size
@@ -59,11 +58,9 @@ def execute(lab: Lab, notebook: Path, backend: SandboxBackend, limits: Limits, a
         run = backend.run(SandboxJob(stage="execute", workdir=wd, request=request(lab, limits), limits=limits))
         artifacts.mkdir(parents=True, exist_ok=True)
         result = interpret(run, limits)
-        data = read_capped(wd / EXECUTED, MAX_EXECUTED_BYTES)
-        if data is not None:
-            (artifacts / EXECUTED).write_bytes(data)
-        elif (wd / EXECUTED).exists():
-            result.message += " (the executed notebook was too large to keep)"
+        # From the runner's pipe, never from the work dir, where the student's processes could rewrite it.
+        if run.attachment:
+            (artifacts / EXECUTED).write_bytes(run.attachment)
         _keep_exports(wd / EXPORTS, artifacts / EXPORTS, lab.spec.exports, result)
     return Executed(result=result, folder=artifacts)
 

@@ -307,3 +307,24 @@ def test_output_is_capped_across_the_whole_notebook_too(submissions, grade):
     assert r.verdict == "G"
     kept = 40 * 40_001 - r.execution.output_truncated_bytes  # print adds a newline
     assert kept == 16 * 64 * 1024
+
+
+def test_a_daemon_rewriting_the_executed_notebook_changes_nothing(submissions, grade, store):
+    # A detached child keeps overwriting executed.ipynb after papermill has written it.
+    forge = (
+        "import subprocess, sys, textwrap\n"
+        "fake = '{\"cells\": [], \"metadata\": {}, \"nbformat\": 4, \"nbformat_minor\": 5}'\n"
+        "loop = textwrap.dedent(f'''\n"
+        "    import time\n"
+        "    for _ in range(3000):\n"
+        "        open('executed.ipynb', 'w').write({fake!r})\n"
+        "        time.sleep(0.005)\n"
+        "''')\n"
+        "subprocess.Popen([sys.executable, '-c', loop], start_new_session=True)\n"
+        + GOOD_PREDICT
+    )
+    submissions("forger", forge)
+    r = grade(submissions.folder)["forger"]
+    assert r.verdict == "G"
+    nb = load_notebook(next(store.artifacts_root.rglob("executed.ipynb")))
+    assert len(nb.cells) > 3 and any("injected-parameters" in c.metadata.get("tags", []) for c in nb.cells)

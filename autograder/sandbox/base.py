@@ -12,7 +12,8 @@ from pydantic import BaseModel, Field
 from autograder.spec import Limits
 
 RUNNER = Path(__file__).with_name("runner.py")
-REPORT_CAP = 4 * 1024**2  # bytes of runner report read back; a larger one is a harness error
+# Bytes read back from the runner's report pipe (report line and executed notebook); more is an error.
+REPORT_CAP = 64 * 1024**2
 STREAM_CAP = 64 * 1024  # bytes of the runner's stdout/stderr kept, each
 # Set on Ctrl-C: backends stop their runs at once instead of letting them finish.
 CANCEL = threading.Event()
@@ -38,6 +39,7 @@ class SandboxRun(BaseModel):
     stdout: str = ""
     stderr: str = ""
     report: dict[str, Any] | None = Field(None, description="The runner's JSON report, when it wrote one.")
+    attachment: bytes = Field(b"", exclude=True, repr=False, description="What the runner sent after its report.")
 
 
 class SandboxBackend(ABC):

@@ -132,8 +132,9 @@ class LocalBackend(SandboxBackend):
         if report.total > REPORT_CAP:
             run.status, run.message = "harness-error", "the runner's report exceeded its size cap"
             return
+        head, _, run.attachment = bytes(report.data).partition(b"\n")
         try:
-            run.report = json.loads(bytes(report.data)) if report.data else None
+            run.report = json.loads(head) if head else None
         except ValueError:
             run.report = None
         if run.report is None:

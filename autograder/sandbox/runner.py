@@ -2,9 +2,9 @@
 
 It runs inside the sandbox next to untrusted code, so it imports only the standard library and
 what the sandbox image has (papermill, nbformat, numpy, cloudpickle), never `autograder`. It
-reports to the host as one JSON document written to a pipe (`--report-fd`) that the notebook's
-kernel does not inherit; everything else it leaves in the work dir is the student's to tamper
-with, and the host treats it as such.
+reports to the host on a pipe (`--report-fd`) that the notebook's kernel does not inherit: one
+line of JSON, then, for an execution, the executed notebook as papermill holds it in memory.
+Everything it leaves in the work dir is the student's to tamper with, and the host treats it so.
 
     python runner.py JOB.json --report-fd N
 """
@@ -25,6 +25,7 @@ from pathlib import Path
 
 CAPTURE_TAG = "autograder-capture"
 ERROR_TEXT_CAP = 2000
+NOTEBOOK_CAP = 50 * 1024**2  # the executed notebook sent back; past this it is dropped and counted
 
 
 def _skip_slow_optional_imports() -> None:
@@ -49,7 +50,8 @@ def main(argv: list[str] | None = None) -> int:
         report = {"status": "harness-error", "message": traceback.format_exc()[-ERROR_TEXT_CAP:]}
     report["duration_s"] = round(time.monotonic() - started, 3)
     _reap_children()
-    data = json.dumps(report).encode()
+    attachment = report.pop("_attachment", b"")
+    data = json.dumps(report).encode() + b"\n" + attachment
     if args.report_fd is None:
         sys.stdout.buffer.write(data)
         sys.stdout.flush()
@@ -213,7 +215,14 @@ def run_execute(job: dict) -> dict:
         if report["status"] in ("cell-timeout", "crashed") and report.get("cell_index") is None:
             report["cell_index"] = client.current
     # The notebook as papermill ran it (parameters injected), from memory: not a file the kernel can touch.
-    report["cell"] = student_cell_number(client.nb if client is not None else nb, report.get("cell_index"))
+    executed = client.nb if client is not None else nb
+    report["cell"] = student_cell_number(executed, report.get("cell_index"))
+    if client is not None:
+        data = nbformat.writes(executed).encode()
+        if len(data) <= NOTEBOOK_CAP:
+            report["_attachment"] = data
+        else:
+            report["notebook_dropped_bytes"] = len(data)
     return report
 
 
