@@ -196,14 +196,15 @@ def test_execution_sandbox_sees_no_staff_files_or_host_environment(submissions, 
     assert seen["env"]["CUDA_VISIBLE_DEVICES"] == ""
 
 
-def test_probe_sandbox_sees_inputs_but_never_labels(submissions, grade):
+def test_probe_sandbox_sees_inputs_but_never_labels(submissions, grade, monkeypatch):
+    monkeypatch.setenv("AUTOGRADER_TEST_SECRET", "hunter2")
     spy = (
         "def predict(X):\n"
         "    import os, numpy as np\n"
         "    files = sorted(os.path.relpath(os.path.join(d, f)) for d, _, fs in os.walk('.') for f in fs\n"
         "                   if not d.startswith(('./.home', './.tmp')))\n"
         "    arrays = {f: list(np.load(f).shape) for f in files if f.endswith('.npy')}\n"
-        "    raise RuntimeError(repr((files, arrays, sorted(os.environ))))\n"
+        "    raise RuntimeError(repr((files, arrays, dict(os.environ))))\n"
     )
     submissions("spy", spy)
     r = grade(submissions.folder)["spy"]
@@ -211,7 +212,9 @@ def test_probe_sandbox_sees_inputs_but_never_labels(submissions, grade):
     files, arrays, env = eval(message.split("RuntimeError: ", 1)[1])  # noqa: S307 - our own test's output
     assert set(files) <= {".job.json", "probes.py", "exports/predict.pkl", "inputs/test.npy", "inputs/train.npy"}
     assert arrays == {"inputs/test.npy": [200, 2], "inputs/train.npy": [100, 2]}  # X only: no labels
-    assert not any("SECRET" in k or "AUTOGRADER" in k for k in env)
+    blob = repr(env)
+    for secret in ("hunter2", "AUTOGRADER", "reference", "rubrics", "test_hidden"):
+        assert secret not in blob, secret
 
 
 def test_fake_result_files_in_the_workdir_change_nothing(submissions, grade):
