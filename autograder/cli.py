@@ -146,12 +146,19 @@ def _grade(lab, submissions, store, args, force: bool):
                TextColumn("{task.fields[last]}"))
     with Progress(*columns, console=err, transient=True) as progress:
         task = progress.add_task(f"grading {lab.name}", total=len(submissions), last="")
+        reused: list[str] = []
 
         def done(result, cached):
-            last = f"{result.student}: {result.verdict}" + (" (cached)" if cached else "")
+            if cached:
+                reused.append(result.student)
+            last = f"{result.student}: {result.verdict}" + (" (already graded)" if cached else "")
             progress.update(task, advance=1, last=last)
 
-        return grader.grade_all(submissions, done)
+        results = grader.grade_all(submissions, done)
+    if reused:
+        _say(f"note: {len(reused)} of {len(results)} were already graded with this content, lab version and "
+             "rubric; their recorded results are shown (--force regrades)")
+    return results
 
 
 def cmd_grade(args) -> int:

@@ -64,7 +64,7 @@ class Store:
             self._db = sqlite3.connect(self.path, timeout=30, check_same_thread=False, isolation_level=None)
             self._db.execute("PRAGMA journal_mode=WAL")
             self._db.executescript(_SCHEMA)
-        except sqlite3.DatabaseError as exc:
+        except (sqlite3.Error, OSError) as exc:
             raise UserError(f"{self.path}: cannot open the results store: {exc}",
                             "pass --db with a writable path to an autograder database") from exc
         self._lock = threading.Lock()

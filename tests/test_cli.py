@@ -32,6 +32,24 @@ def test_grade_then_export(course, submissions, tmp_path, capsys):
     assert capsys.readouterr().out.startswith("student,verdict,")
 
 
+def test_a_rerun_says_what_it_reused(course, submissions, tmp_path, capsys):
+    submissions("ana")
+    args = ["grade", "toy", str(submissions.folder), "--root", str(course), "--db", str(tmp_path / "g.db")]
+    assert main(args) == 0
+    assert "already graded" not in capsys.readouterr().err
+    assert main(args) == 0
+    assert "1 of 1 were already graded" in capsys.readouterr().err
+
+
+def test_an_unusable_store_path_is_a_user_error(course, submissions, tmp_path, capsys):
+    submissions("ana")
+    blocker = tmp_path / "file"
+    blocker.write_text("not a folder")
+    code = main(["grade", "toy", str(submissions.folder), "--root", str(course), "--db", str(blocker / "g.db")])
+    assert code == 2
+    assert "cannot open the results store" in capsys.readouterr().err
+
+
 def test_export_of_an_ungraded_lab_says_what_exists(tmp_path, capsys, course, submissions):
     db = tmp_path / "g.db"
     submissions("ana")
