@@ -84,7 +84,7 @@ class JudgePlugin:
     @pytest.fixture
     def notebook(self):
         if self.ctx.notebook is None:
-            pytest.fail("the executed notebook could not be read", pytrace=False)
+            pytest.fail("the executed notebook is missing or larger than the harness keeps", pytrace=False)
         return self.ctx.notebook
 
     @pytest.fixture

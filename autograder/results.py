@@ -11,9 +11,6 @@ Status = Literal["pass", "fail", "review", "error", "skipped"]
 Verdict = Literal["G", "U", "review", "error"]
 ExecutionStatus = Literal["ok", "error", "cell-timeout", "timeout", "memory", "crashed", "invalid", "harness-error"]
 
-# Statuses that are the student's doing; "harness-error" is ours and becomes an `error` verdict.
-STUDENT_FAILURES = frozenset({"error", "cell-timeout", "timeout", "memory", "crashed", "invalid"})
-
 
 def now() -> datetime:
     return datetime.now(UTC)

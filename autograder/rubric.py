@@ -7,7 +7,6 @@ from typing import Literal
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 
 from autograder.criteria import spec_union
-from autograder.criteria.base import CriterionSpec
 from autograder.results import CriterionResult, Verdict
 
 AnyCriterion = spec_union()
@@ -37,10 +36,6 @@ class Rubric(BaseModel):
                 raise ValueError(f"criterion id {c.id!r} is used twice; ids must be unique")
             seen.add(c.id)
         return criteria
-
-    @property
-    def specs(self) -> list[CriterionSpec]:
-        return list(self.criteria)
 
 
 def decide(results: list[CriterionResult]) -> Verdict:

@@ -219,10 +219,8 @@ def run_execute(job: dict) -> dict:
     report["cell"] = student_cell_number(executed, report.get("cell_index"))
     if client is not None:
         data = nbformat.writes(executed).encode()
-        if len(data) <= NOTEBOOK_CAP:
+        if len(data) <= NOTEBOOK_CAP:  # output is capped, so only giant source cells get here
             report["_attachment"] = data
-        else:
-            report["notebook_dropped_bytes"] = len(data)
     return report
 
 
