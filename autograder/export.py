@@ -49,8 +49,14 @@ def to_csv(results: list[SubmissionResult]) -> str:
 
 
 def write(results: list[SubmissionResult], fmt: Format, out: Path) -> None:
+    """Replace a regular file atomically (no half-written export); write through anything else
+    (a symlink, a pipe, /dev/stdout) rather than replacing it with a file."""
     text = to_json(results) if fmt == "json" else to_csv(results)
+    if out.exists() and (out.is_symlink() or not out.is_file()):
+        with out.open("w", encoding="utf-8") as f:
+            f.write(text)
+        return
     out.parent.mkdir(parents=True, exist_ok=True)
-    tmp = out.with_name(out.name + ".tmp")
+    tmp = out.with_name(f".{out.name}.tmp")
     tmp.write_text(text, encoding="utf-8")
     tmp.replace(out)

@@ -103,3 +103,27 @@ def test_csv_export_has_a_row_per_student_and_the_reasons():
     assert rows[1]["verdict"] == "U"
     assert rows[1]["acc:status"] == "fail" and rows[1]["acc:value"] == "0.93"
     assert rows[1]["reasons"] == "acc: Fine."
+
+
+def test_export_writes_through_pipes_and_links_instead_of_replacing_them(tmp_path):
+    import os
+    import threading
+
+    from autograder.export import write
+
+    real = tmp_path / "real.json"
+    real.write_text("old")
+    link = tmp_path / "link.json"
+    link.symlink_to(real)
+    write([result()], "json", link)
+    assert link.is_symlink() and json.loads(real.read_text())[0]["student"] == "ana"
+
+    fifo = tmp_path / "pipe"
+    os.mkfifo(fifo)
+    received = []
+    reader = threading.Thread(target=lambda: received.append(fifo.read_text()), daemon=True)
+    reader.start()
+    write([result()], "csv", fifo)
+    reader.join(timeout=10)
+    assert fifo.is_fifo()  # still a pipe: once, `-o /dev/null` replaced the device with a file
+    assert received[0].startswith("student,verdict,")
