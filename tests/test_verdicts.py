@@ -19,6 +19,11 @@ def by_id(result):
     return {c.id: c for c in result.criteria}
 
 
+def executed_notebook(store):
+    """The one executed notebook a test's store holds, parsed as the host parses it."""
+    return load_notebook(next(store.artifacts_root.rglob("executed.ipynb")))
+
+
 def test_cohort_gets_a_verdict_with_reasons_each(submissions, grade):
     submissions("good")
     submissions("crash", "import numpy as np\nnp.zeros(3) @ np.zeros(4)")
@@ -184,7 +189,7 @@ def test_execution_sandbox_sees_no_staff_files_or_host_environment(submissions, 
     submissions("spy", spy)
     r = grade(submissions.folder)["spy"]
     assert r.verdict == "G"
-    nb = load_notebook(next(store.artifacts_root.rglob("executed.ipynb")))
+    nb = executed_notebook(store)
     text = next(o["text"] for c in nb.cells for o in c.get("outputs", []) if "SPY" in o.get("text", ""))
     seen = json.loads(text.split("SPY", 1)[1])
     visible = {f for f in seen["files"] if not f.startswith((".home", ".tmp"))}
@@ -234,7 +239,7 @@ def test_fake_result_files_in_the_workdir_change_nothing(submissions, grade):
 def test_executed_notebook_is_valid_and_parameterised(submissions, grade, store):
     submissions("good")
     grade(submissions.folder)
-    nb = nbformat.read(next(store.artifacts_root.rglob("executed.ipynb")), as_version=4)
+    nb = executed_notebook(store)
     injected = [c for c in nb.cells if "injected-parameters" in c.metadata.get("tags", [])]
     assert injected and 'data_dir = "data"' in injected[0].source
 
@@ -329,5 +334,5 @@ def test_a_daemon_rewriting_the_executed_notebook_changes_nothing(submissions, g
     submissions("forger", forge)
     r = grade(submissions.folder)["forger"]
     assert r.verdict == "G"
-    nb = load_notebook(next(store.artifacts_root.rglob("executed.ipynb")))
+    nb = executed_notebook(store)
     assert len(nb.cells) > 3 and any("injected-parameters" in c.metadata.get("tags", []) for c in nb.cells)
