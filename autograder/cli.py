@@ -4,12 +4,14 @@ from __future__ import annotations
 
 import argparse
 import logging
+import os
 import sys
 import tempfile
 from pathlib import Path
 
 from pydantic import ByteSize, TypeAdapter, ValidationError
 from rich.console import Console
+from rich.markup import escape
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 
 from autograder import __version__
@@ -18,7 +20,8 @@ from autograder.errors import AutograderError, UserError
 EXIT_CODES = """\
 exit codes:
   0   every submission got a verdict (G, U or review); for validate-lab: the lab checks out
-  1   some submissions got `error` (the harness could not grade them); validate-lab: a check failed
+  1   some submissions got `error` (the harness could not grade them); validate-lab or
+      sandbox doctor: a check failed
   2   a usage mistake or a malformed lab, rubric or path (the message says which and how to fix it)
   3   an internal error (a bug: rerun with --debug and report the traceback)
   130 interrupted (results recorded so far are kept)
@@ -53,11 +56,20 @@ def parser() -> argparse.ArgumentParser:
     db = argparse.ArgumentParser(add_help=False)
     db.add_argument("--db", type=Path, help="results store (default: .autograder/grades.db in the current folder)")
     run = argparse.ArgumentParser(add_help=False)
-    run.add_argument("--backend", default="local", help="sandbox backend (default: local, which does not isolate)")
+    run.add_argument("--backend", default=os.environ.get("AUTOGRADER_BACKEND", "auto"),
+                     help="sandbox backend: docker (isolated), local (no isolation), or auto: docker whenever an "
+                     "engine answers, else local (default: $AUTOGRADER_BACKEND or auto)")
+    run.add_argument("--image", help="docker backend: the sandbox image (default: autograder-sandbox:latest)")
+    run.add_argument("--runtime", help="docker backend: the OCI runtime, e.g. runsc for gVisor")
     run.add_argument("--jobs", "-j", type=int, default=1, help="submissions graded at once (default 1)")
+    run.add_argument("--gpus", help="GPU ids runs may use, e.g. 0,1, or 'none' (default: every GPU nvidia-smi lists)")
+    run.add_argument("--jobs-per-gpu", type=int, default=1, help="runs that share one GPU at once (default 1)")
     run.add_argument("--timeout", type=_positive, help="override the lab's whole-run time limit, in seconds")
     run.add_argument("--cell-timeout", type=_positive, help="override the lab's per-cell time limit, in seconds")
     run.add_argument("--memory", type=_size, help="override the lab's memory limit, e.g. 2GiB")
+    run.add_argument("--cpus", type=_positive, help="override the lab's CPU limit")
+    run.add_argument("--pids", type=int, help="override the lab's limit on processes and threads (docker)")
+    run.add_argument("--gpu-memory-gb", type=_positive, help="override the lab's per-process GPU memory cap")
 
     p = argparse.ArgumentParser(
         prog="autograder", description="Grade deep-learning lab notebooks: U/G verdicts with reasons.",
@@ -85,6 +97,27 @@ def parser() -> argparse.ArgumentParser:
 
     a = sub.add_parser("assign", parents=[common], help="generate the student notebook from the solution (nbgrader)")
     a.add_argument("lab")
+
+    box = sub.add_parser("sandbox", help="the docker backend's image and engine: build, doctor")
+    box_sub = box.add_subparsers(dest="sandbox_command", required=True, metavar="SANDBOX_COMMAND")
+    b = box_sub.add_parser("build", parents=[common], help="build the sandbox image (wheels downloaded on the host)",
+                           epilog=EXIT_CODES, formatter_class=argparse.RawDescriptionHelpFormatter)
+    b.add_argument("--tag", default=None, help="image name (default: autograder-sandbox:latest)")
+    b.add_argument("--base-image", default=None,
+                   help="FROM image, e.g. a CUDA image for GPU hosts (default: python:3.11-slim-bookworm; "
+                   "bootstrapped from Debian with debootstrap when it can't be pulled)")
+    b.add_argument("--torch", default=None, help="torch requirement, e.g. a CUDA build's ('' for none; "
+                   "default: torch==2.13.0, the CPU build)")
+    b.add_argument("--pip-arg", action="append", default=[], dest="pip_args",
+                   help="extra argument for `pip download`, e.g. --pip-arg=--index-url=URL (repeatable)")
+    b.add_argument("--no-cache", action="store_true", help="download the wheels again; build without layer cache")
+    b.add_argument("--if-stale", action="store_true",
+                   help="build only when the image is missing or older than sandbox/'s Dockerfile and requirements")
+    d = box_sub.add_parser("doctor", parents=[common],
+                           help="check the engine, the image, runtimes and GPUs, with the fix for each problem",
+                           epilog=EXIT_CODES, formatter_class=argparse.RawDescriptionHelpFormatter)
+    d.add_argument("--image", default=None, help="image to check (default: autograder-sandbox:latest)")
+    d.add_argument("--runtime", default=None, help="an OCI runtime you mean to use, e.g. runsc")
 
     s = sub.add_parser("schema", parents=[common], help="write the JSON Schemas of lab.yaml and rubric files")
     s.add_argument("-o", "--output", type=Path, default=Path("schemas"), help="folder (default: schemas/)")
@@ -124,7 +157,8 @@ def _say(*lines: str) -> None:
 
 
 def _limits(args) -> dict:
-    overrides = {"timeout": args.timeout, "cell_timeout": args.cell_timeout, "memory": args.memory}
+    overrides = {"timeout": args.timeout, "cell_timeout": args.cell_timeout, "memory": args.memory,
+                 "cpus": args.cpus, "pids": args.pids, "gpu_memory_gb": args.gpu_memory_gb}
     return {k: v for k, v in overrides.items() if v is not None}
 
 
@@ -136,15 +170,26 @@ def _store(args):
 
 def _grade(lab, submissions, store, args, force: bool):
     from autograder.pipeline import Grader, Options
-    from autograder.sandbox import get_backend
+    from autograder.sandbox import AUTO, BackendSettings, get_backend
+    from autograder.sandbox.gpus import parse_ids
 
     if args.jobs < 1:
         raise UserError("--jobs must be at least 1")
-    backend = get_backend(args.backend)
+    try:
+        limits = _limits(args)
+        options = Options(force=force, jobs=args.jobs, limits=limits, jobs_per_gpu=args.jobs_per_gpu,
+                          gpus=None if args.gpus is None else parse_ids(args.gpus))
+        backend = get_backend(args.backend, BackendSettings(image=args.image, runtime=args.runtime))
+        grader = Grader(lab, store, backend, options)
+    except ValidationError as exc:
+        problem = exc.errors()[0]
+        raise UserError(f"--{problem['loc'][0]}: {problem['msg']}".replace("_", "-")) from None
     if not backend.isolates:
-        _say(f"note: the {backend.name} backend does not isolate student code; "
+        why = "no Docker engine answers, so " if args.backend == AUTO else ""
+        _say(f"note: {why}the {backend.name} backend runs student code without isolation; "
              "use it for your own notebooks and trusted samples")
-    grader = Grader(lab, store, backend, Options(force=force, jobs=args.jobs, limits=_limits(args)))
+    for note in grader.notes:
+        _say(f"note: {note}")
     columns = (TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn(),
                TextColumn("{task.fields[last]}"))
     with Progress(*columns, console=err, transient=True) as progress:
@@ -238,6 +283,63 @@ def cmd_assign(args) -> int:
     return 0
 
 
+def cmd_sandbox(args) -> int:
+    return {"build": cmd_sandbox_build, "doctor": cmd_sandbox_doctor}[args.sandbox_command](args)
+
+
+def cmd_sandbox_build(args) -> int:
+    from autograder.sandbox.image import BuildOptions, build_image
+
+    given = {"tag": args.tag, "base_image": args.base_image, "torch": args.torch}
+    try:
+        options = BuildOptions(**{k: v for k, v in given.items() if v is not None}, pip_args=args.pip_args,
+                               no_cache=args.no_cache, context_dir=_sandbox_context(args.root))
+    except ValidationError as exc:
+        problem = exc.errors()[0]
+        raise UserError(f"--{str(problem['loc'][0]).replace('_', '-')}: {problem['msg']}") from None
+    if args.if_stale:
+        from autograder.sandbox.image import engine, image_status
+
+        status = image_status(engine(), options.tag, context_dir=options.context_dir,
+                              torch=options.torch if args.torch is not None else None)
+        if status.present and not status.stale:
+            out.print(f"[green]up to date[/] {options.tag}: {escape(status.reason) or 'built from sandbox/ as it is'}")
+            return 0
+        err.print(f"building {options.tag}: {status.reason or 'stale'}", markup=False, highlight=False)
+    result = build_image(options, log=lambda line: err.print(line, markup=False, highlight=False))
+    out.print(f"[green]built[/] {result.tag} ({result.size_bytes / 1024**3:.2f} GiB, Python {result.python}, "
+              f"torch {result.torch or 'none'}) in {result.build_seconds:.0f} s")
+    return 0
+
+
+def _sandbox_context(root: Path | None) -> Path | None:
+    """sandbox/ of the course folder when it has a Dockerfile; else the build's own default."""
+    from autograder.lab import find_root
+
+    try:
+        folder = find_root(root) / "sandbox"
+    except UserError:
+        return None
+    return folder if (folder / "Dockerfile").is_file() else None
+
+
+def cmd_sandbox_doctor(args) -> int:
+    from rich.table import Table
+
+    from autograder.sandbox.doctor import doctor
+    from autograder.sandbox.image import DEFAULT_IMAGE
+
+    checks = doctor(args.image or DEFAULT_IMAGE, args.runtime, context_dir=_sandbox_context(args.root))
+    table = Table(title="sandbox doctor", show_lines=False)
+    for column in ("Check", "Status", "Detail", "Fix"):
+        table.add_column(column, overflow="fold")
+    style = {"ok": "green", "warn": "yellow", "fail": "red"}
+    for c in checks:
+        table.add_row(c.name, f"[{style[c.status]}]{c.status}[/]", escape(c.detail), escape(c.fix))
+    out.print(table)
+    return 1 if any(c.status == "fail" for c in checks) else 0
+
+
 def cmd_schema(args) -> int:
     from autograder.schema import write_schemas
 
@@ -247,4 +349,4 @@ def cmd_schema(args) -> int:
 
 
 COMMANDS = {"grade": cmd_grade, "export": cmd_export, "validate-lab": cmd_validate_lab, "assign": cmd_assign,
-            "schema": cmd_schema}
+            "sandbox": cmd_sandbox, "schema": cmd_schema}

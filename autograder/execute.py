@@ -51,11 +51,13 @@ def request(lab: Lab, limits: Limits) -> dict:
 
 
 def execute(lab: Lab, notebook: Path, backend: SandboxBackend, limits: Limits, artifacts: Path,
-            scratch: Path | None = None) -> Executed:
+            scratch: Path | None = None, gpu_ids: list[str] | None = None) -> Executed:
     with workdir("execute", scratch) as wd:
         shutil.copyfile(notebook, wd / "submission.ipynb")
         copy_read_only(lab.public_data_dir, wd / "data")
-        run = backend.run(SandboxJob(stage="execute", workdir=wd, request=request(lab, limits), limits=limits))
+        job = SandboxJob(stage="execute", workdir=wd, request=request(lab, limits), limits=limits,
+                         gpu_ids=gpu_ids or [])
+        run = backend.run(job)
         artifacts.mkdir(parents=True, exist_ok=True)
         result = interpret(run, limits)
         # From the runner's pipe, never from the work dir, where the student's processes could rewrite it.
@@ -65,9 +67,14 @@ def execute(lab: Lab, notebook: Path, backend: SandboxBackend, limits: Limits, a
     return Executed(result=result, folder=artifacts)
 
 
+def _mb(n: int | None) -> float | None:
+    return round(n / 1024**2, 1) if n else None
+
+
 def interpret(run: SandboxRun, limits: Limits) -> ExecutionResult:
-    peak = round(run.peak_memory_bytes / 1024**2, 1) if run.peak_memory_bytes else None
-    base = dict(duration_s=run.duration_s, peak_memory_mb=peak, stderr_tail=run.stderr[-2000:])
+    base = dict(duration_s=run.duration_s, peak_memory_mb=_mb(run.peak_memory_bytes), stderr_tail=run.stderr[-2000:],
+                device="cuda" if limits.gpus else "cpu", gpus=run.gpu_ids,
+                peak_gpu_memory_mb=_mb(run.peak_gpu_memory_bytes))
     if run.status == "timeout":
         return ExecutionResult(status="timeout", message=(
             f"The notebook was stopped after {limits.timeout:g} s, the lab's time limit for the whole run "
@@ -76,6 +83,10 @@ def interpret(run: SandboxRun, limits: Limits) -> ExecutionResult:
         return ExecutionResult(status="memory", message=(
             f"The notebook was stopped for using more than {human_size(limits.memory)} of memory, "
             "the lab's limit."), **base)
+    if run.status == "pids":
+        return ExecutionResult(status="pids", message=(
+            f"The notebook was stopped for starting more than {limits.pids} processes and threads at once, "
+            "the lab's limit (a fork bomb, or too many data-loader workers?)."), **base)
     if run.status == "crashed":
         return ExecutionResult(status="crashed", message=f"The notebook's process died: {run.message}.", **base)
     if run.status in ("harness-error", "cancelled"):

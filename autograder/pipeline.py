@@ -21,6 +21,7 @@ from typing import TypeVar
 
 from autograder import __version__
 from autograder.criteria.base import ProbeData
+from autograder.errors import UserError
 from autograder.execute import Executed, execute
 from autograder.execute import request as execute_request
 from autograder.intake import Submission
@@ -31,6 +32,8 @@ from autograder.probe import load_outputs, probe
 from autograder.results import CriterionResult, ExecutionResult, ProbeReport, SubmissionResult
 from autograder.sandbox import SandboxBackend
 from autograder.sandbox.base import CANCEL, RUNNER
+from autograder.sandbox.gpus import GpuPool
+from autograder.sandbox.gpus import detect as detect_gpus
 from autograder.spec import Limits
 from autograder.store import StageRecord, Store
 from autograder.workspace import remove_tree
@@ -46,6 +49,8 @@ class Options:
     jobs: int = 1
     limits: dict = field(default_factory=dict)  # CLI overrides of the lab's execute limits
     scratch: Path | None = None  # where work dirs go (default: the system temp dir)
+    gpus: list[str] | None = None  # host GPU ids runs may use (default: every GPU nvidia-smi lists)
+    jobs_per_gpu: int = 1  # runs sharing one GPU at once
 
 
 def _key(*parts: object) -> str:
@@ -58,11 +63,36 @@ class Grader:
     def __init__(self, lab: Lab, store: Store, backend: SandboxBackend, options: Options | None = None) -> None:
         self.lab, self.store, self.backend = lab, store, backend
         self.options = options or Options()
-        self.limits = Limits.model_validate({**lab.spec.limits.model_dump(), **self.options.limits})
-        self.probe_limits = lab.spec.probe_limits
+        self.notes: list[str] = []  # said once per batch, e.g. that a GPU lab runs on the CPU here
+        limits = Limits.model_validate({**lab.spec.limits.model_dump(), **self.options.limits})
+        self.gpu_pool = self._gpu_pool(max(limits.gpus, lab.spec.probe_limits.gpus))
+        self.limits = self._placed(limits, "the notebook")
+        self.probe_limits = self._placed(lab.spec.probe_limits, "the probes")
         self._locks: dict[str, threading.Lock] = {}
         self._locks_guard = threading.Lock()
         self._fresh: dict[str, StageRecord] = {}  # stages run by this grader, by input hash
+
+    def _gpu_pool(self, needed: int) -> GpuPool:
+        if needed == 0:
+            return GpuPool([])
+        ids = self.options.gpus if self.options.gpus is not None else [g.index for g in detect_gpus()]
+        return GpuPool(ids, self.options.jobs_per_gpu)
+
+    def _placed(self, limits: Limits, what: str) -> Limits:
+        """Limits as they will run here: a GPU lab on a host without enough GPUs runs on the CPU
+        where the lab allows it, and otherwise stops before the batch starts."""
+        have = len(self.gpu_pool.ids)
+        if limits.gpus <= have:
+            return limits
+        found = f"only {have} GPU(s) are available" if have else "no GPU is available (nvidia-smi lists none)"
+        if limits.cpu_fallback:
+            note = f"{self.lab.name} asks for {limits.gpus} GPU(s) for {what}, but {found}: running on the CPU"
+            if note not in self.notes:
+                self.notes.append(note + ", as the lab allows")
+            return limits.model_copy(update={"gpus": 0})
+        raise UserError(f"lab {self.lab.name} needs {limits.gpus} GPU(s) for {what}, but {found}",
+                        "grade on a GPU host (see `autograder sandbox doctor`), pass --gpus IDS, or set "
+                        "limits.cpu_fallback: true in lab.yaml if the lab can run on a CPU")
 
     def grade_all(self, submissions: Iterable[Submission],
                   on_done: Callable[[SubmissionResult, bool], None] | None = None) -> list[SubmissionResult]:
@@ -137,7 +167,9 @@ class Grader:
                    self.lab.data_hash, _RUNNER_HASH, self.backend.name, __version__)
 
         def run(folder: Path) -> ExecutionResult:
-            return execute(self.lab, sub.path, self.backend, self.limits, folder, self.options.scratch).result
+            with self.gpu_pool.acquire(self.limits.gpus) as gpu_ids:
+                return execute(self.lab, sub.path, self.backend, self.limits, folder, self.options.scratch,
+                               gpu_ids).result
 
         result, record = self._stage("execute", sub, key, ExecutionResult, run)
         return Executed(result=result, folder=record.artifacts), record
@@ -147,7 +179,9 @@ class Grader:
                    self.probe_limits.model_dump(), _RUNNER_HASH, __version__)
 
         def run(folder: Path) -> ProbeReport:
-            return probe(self.lab, executed.exports_dir, self.backend, self.probe_limits, folder, self.options.scratch)
+            with self.gpu_pool.acquire(self.probe_limits.gpus) as gpu_ids:
+                return probe(self.lab, executed.exports_dir, self.backend, self.probe_limits, folder,
+                             self.options.scratch, gpu_ids)
 
         return self._stage("probe", sub, key, ProbeReport, run)
 

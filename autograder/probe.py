@@ -26,7 +26,7 @@ NAME = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
 
 
 def probe(lab: Lab, exports: Path, backend: SandboxBackend, limits: Limits, artifacts: Path,
-          scratch: Path | None = None) -> ProbeReport:
+          scratch: Path | None = None, gpu_ids: list[str] | None = None) -> ProbeReport:
     """Run the probes; their outputs land in `artifacts`/outputs. Never raises for the student's doing."""
     with workdir("probe", scratch) as wd:
         copy_read_only(exports, wd / "exports")
@@ -37,11 +37,12 @@ def probe(lab: Lab, exports: Path, backend: SandboxBackend, limits: Limits, arti
         shutil.copyfile(lab.probes_path, wd / "probes.py")
         request = {"probes": "probes.py", "exports": lab.spec.exports, "exports_dir": "exports",
                    "inputs_dir": "inputs", "outputs_dir": OUTPUTS}
-        run = backend.run(SandboxJob(stage="probe", workdir=wd, request=request, limits=limits))
+        run = backend.run(SandboxJob(stage="probe", workdir=wd, request=request, limits=limits, gpu_ids=gpu_ids or []))
         base = {"duration_s": run.duration_s}
         if run.status != "ok":
             why = {"timeout": f"evaluating your objects took longer than {limits.timeout:g} s",
-                   "memory": f"evaluating your objects used more than {human_size(limits.memory)}"}
+                   "memory": f"evaluating your objects used more than {human_size(limits.memory)}",
+                   "pids": f"evaluating your objects started more than {limits.pids} processes and threads"}
             status = "harness-error" if run.status == "cancelled" else run.status
             return ProbeReport(status=status, message=why.get(run.status, run.message), **base)
         report = _validated(run.report or {}, **base)

@@ -9,7 +9,9 @@ from pydantic import BaseModel, Field
 
 Status = Literal["pass", "fail", "review", "error", "skipped"]
 Verdict = Literal["G", "U", "review", "error"]
-ExecutionStatus = Literal["ok", "error", "cell-timeout", "timeout", "memory", "crashed", "invalid", "harness-error"]
+ExecutionStatus = Literal[
+    "ok", "error", "cell-timeout", "timeout", "memory", "pids", "crashed", "invalid", "harness-error"
+]
 
 
 def now() -> datetime:
@@ -35,6 +37,9 @@ class ExecutionResult(BaseModel):
     cell: int | None = Field(None, description="1-based index of the failing cell, as the student sees it.")
     duration_s: float = 0.0
     peak_memory_mb: float | None = None
+    device: str = Field("cpu", description="What the notebook was given as `device`: cpu or cuda.")
+    gpus: list[str] = Field(default_factory=list, description="Host GPU ids the run used.")
+    peak_gpu_memory_mb: float | None = Field(None, description="Measured from outside with nvidia-smi.")
     output_truncated_bytes: int = 0
     exports: list[str] = Field(default_factory=list, description="Declared exports that were saved.")
     stderr_tail: str = ""
@@ -47,7 +52,7 @@ class ProbeStatus(BaseModel):
 
 
 class ProbeReport(BaseModel):
-    status: Literal["ok", "skipped", "timeout", "memory", "crashed", "harness-error"]
+    status: Literal["ok", "skipped", "timeout", "memory", "pids", "crashed", "harness-error"]
     message: str = ""
     duration_s: float = 0.0
     probes: dict[str, ProbeStatus] = Field(default_factory=dict)

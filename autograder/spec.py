@@ -32,6 +32,14 @@ class Limits(BaseModel):
     memory: ByteSize = Field(ByteSize(4 * 1024**3), description="Resident memory of the whole run, e.g. 2GiB.")
     cpus: float = Field(1, gt=0, description="CPUs; the local backend sets thread counts, Docker enforces it.")
     gpus: int = Field(0, ge=0, description="Number of GPUs the run may use; 0 hides every GPU.")
+    gpu_memory_gb: float | None = Field(
+        None, gt=0, description="Per-process GPU memory cap, applied in the kernel through torch's "
+        "set_per_process_memory_fraction. A soft limit: code that resets the fraction escapes it.")
+    cpu_fallback: bool = Field(
+        False, description="With no GPU on the grading host, run on the CPU (device='cpu') instead of failing.")
+    pids: int = Field(256, ge=16, description="Processes and threads the run may have at once (docker backend).")
+    shm: ByteSize = Field(
+        ByteSize(256 * 1024**2), description="Size of /dev/shm (docker backend); PyTorch data loaders need it.")
     output: ByteSize = Field(
         ByteSize(1024**2),
         description="Notebook output kept per cell (16 times this for the whole notebook); "

@@ -18,13 +18,15 @@ pytestmark = pytest.mark.slow
 COHORT = REPO / "examples" / "submissions" / "lab1-mlp"
 
 
-@pytest.fixture(scope="module")
-def cohort(tmp_path_factory):
-    """The sample cohort graded once for the module (the per-cell limit shortened for the loop)."""
+@pytest.fixture(scope="module", params=["local", "docker"])
+def cohort(request, tmp_path_factory):
+    """The sample cohort graded once per backend (the per-cell limit shortened for the loop): every
+    test below holds on both, so the two backends give the same verdicts for the same reasons."""
+    backend = request.getfixturevalue("docker_backend") if request.param == "docker" else get_backend("local")
     tmp = tmp_path_factory.mktemp("lab1")
     lab = load_lab("lab1-mlp", REPO)
     store = Store(tmp / "grades.db")
-    grader = Grader(lab, store, get_backend("local"), Options(jobs=2, limits={"cell_timeout": 25}, scratch=tmp))
+    grader = Grader(lab, store, backend, Options(jobs=2, limits={"cell_timeout": 25}, scratch=tmp))
     results = {r.student: r for r in grader.grade_all(discover(COHORT))}
     yield results, store
     store.close()

@@ -3,10 +3,12 @@
 from __future__ import annotations
 
 from autograder.errors import UserError
-from autograder.sandbox.base import SandboxBackend, SandboxJob, SandboxRun
+from autograder.sandbox.base import BackendSettings, SandboxBackend, SandboxJob, SandboxRun
+from autograder.sandbox.containers import DockerBackend, engine
 from autograder.sandbox.local import LocalBackend
 
 BACKENDS: dict[str, type[SandboxBackend]] = {}
+AUTO = "auto"
 
 
 def register(cls: type[SandboxBackend]) -> type[SandboxBackend]:
@@ -15,16 +17,21 @@ def register(cls: type[SandboxBackend]) -> type[SandboxBackend]:
 
 
 register(LocalBackend)
+register(DockerBackend)
 
 
-def get_backend(name: str) -> SandboxBackend:
+def get_backend(name: str, settings: BackendSettings | None = None) -> SandboxBackend:
+    """The backend called `name`, ready to run; `auto` is docker whenever an engine answers, else local."""
+    if name == AUTO:
+        name = DockerBackend.name if engine() is not None else LocalBackend.name
     if name not in BACKENDS:
-        raise UserError(f"unknown sandbox backend {name!r}", f"choose one of: {', '.join(sorted(BACKENDS))}")
-    backend = BACKENDS[name]()
+        raise UserError(f"unknown sandbox backend {name!r}", f"choose one of: {', '.join([AUTO, *sorted(BACKENDS)])}")
+    backend = BACKENDS[name](settings)
     why = backend.unavailable()
     if why:
         raise UserError(f"the {name} backend can't run here: {why}")
     return backend
 
 
-__all__ = ["BACKENDS", "SandboxBackend", "SandboxJob", "SandboxRun", "get_backend", "register"]
+__all__ = ["AUTO", "BACKENDS", "BackendSettings", "SandboxBackend", "SandboxJob", "SandboxRun", "get_backend",
+           "register"]

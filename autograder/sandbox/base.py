@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import threading
 from abc import ABC, abstractmethod
 from pathlib import Path
@@ -15,6 +16,8 @@ RUNNER = Path(__file__).with_name("runner.py")
 # Bytes read back from the runner's report pipe (report line and executed notebook); more is an error.
 REPORT_CAP = 64 * 1024**2
 STREAM_CAP = 64 * 1024  # bytes of the runner's stdout/stderr kept, each
+JOB_FILE = ".job.json"
+GPU_SAMPLE_S = 1.0  # how often a run's GPU memory is sampled with nvidia-smi
 # Set on Ctrl-C: backends stop their runs at once instead of letting them finish.
 CANCEL = threading.Event()
 
@@ -26,25 +29,110 @@ class SandboxJob(BaseModel):
     workdir: Path
     request: dict[str, Any] = Field(description="The runner's job: paths relative to the work dir.")
     limits: Limits
+    gpu_ids: list[str] = Field(default_factory=list, description="Host GPU ids this run may use.")
+
+
+def write_job_file(job: SandboxJob, **extra: Any) -> str:
+    """The runner's job file in the work dir; returns its name relative to the work dir."""
+    payload = {"stage": job.stage, **job.request, **extra}
+    if job.gpu_ids and job.limits.gpu_memory_gb:
+        payload["gpu_memory_bytes"] = int(job.limits.gpu_memory_gb * 1024**3)
+    (job.workdir / JOB_FILE).write_text(json.dumps(payload))
+    return JOB_FILE
 
 
 class SandboxRun(BaseModel):
     """How a run ended, as the backend saw it from outside."""
 
-    status: Literal["ok", "timeout", "memory", "crashed", "harness-error", "cancelled"]
+    status: Literal["ok", "timeout", "memory", "pids", "crashed", "harness-error", "cancelled"]
     message: str = ""
     exit_code: int | None = None
     duration_s: float = 0.0
     peak_memory_bytes: int | None = None
+    gpu_ids: list[str] = Field(default_factory=list)
+    peak_gpu_memory_bytes: int | None = None
     stdout: str = ""
     stderr: str = ""
     report: dict[str, Any] | None = Field(None, description="The runner's JSON report, when it wrote one.")
     attachment: bytes = Field(b"", exclude=True, repr=False, description="What the runner sent after its report.")
 
 
+def sandbox_env(home: str, tmp: str, cpus: float, visible_gpus: str, path: str) -> dict[str, str]:
+    """A clean environment, the same in every backend: its own home, config, cache and temp
+    folders (the runner creates them), thread counts from the CPU limit, and only the GPUs given."""
+    threads = str(max(1, int(cpus)))
+    return {
+        "HOME": home,
+        "MPLCONFIGDIR": f"{home}/matplotlib",
+        "IPYTHONDIR": f"{home}/ipython",
+        "JUPYTER_CONFIG_DIR": f"{home}/jupyter/config",
+        "JUPYTER_DATA_DIR": f"{home}/jupyter/data",
+        "JUPYTER_RUNTIME_DIR": f"{home}/jupyter/runtime",
+        "XDG_CACHE_HOME": f"{home}/cache",
+        "TMPDIR": tmp,
+        "PATH": path,
+        "LANG": "C.UTF-8",
+        "PYTHONNOUSERSITE": "1",
+        "PYTHONDONTWRITEBYTECODE": "1",
+        "PYDEVD_DISABLE_FILE_VALIDATION": "1",
+        "JUPYTER_PLATFORM_DIRS": "1",
+        "OMP_NUM_THREADS": threads,
+        "MKL_NUM_THREADS": threads,
+        "OPENBLAS_NUM_THREADS": threads,
+        "CUDA_VISIBLE_DEVICES": visible_gpus,
+    }
+
+
+class CappedBuffer:
+    """Keeps the first `cap` bytes of a stream and counts the rest, so a flood can't bloat the host."""
+
+    def __init__(self, cap: int) -> None:
+        self.cap = cap
+        self.data = bytearray()
+        self.total = 0
+
+    def add(self, chunk: bytes) -> None:
+        self.total += len(chunk)
+        if len(self.data) < self.cap:
+            self.data += chunk[: self.cap - len(self.data)]
+
+    def text(self) -> str:
+        text = self.data.decode("utf-8", "replace")
+        if self.total > len(self.data):
+            text += f"\n[{self.total - len(self.data)} more bytes dropped]"
+        return text
+
+
+def read_report(run: SandboxRun, channel: CappedBuffer) -> None:
+    """Fill `run` from the runner's report channel: one JSON line, then the attachment."""
+    if channel.total > REPORT_CAP:
+        run.status, run.message = "harness-error", "the runner's report exceeded its size cap"
+        return
+    head, _, run.attachment = bytes(channel.data).partition(b"\n")
+    try:
+        run.report = json.loads(head) if head else None
+    except ValueError:
+        run.report = None
+    if not isinstance(run.report, dict):
+        # The runner died before reporting: killed from inside (os._exit, a signal) or broken.
+        run.report = None
+        run.status = "crashed"
+        run.message = f"the run ended without a report (exit code {run.exit_code})"
+
+
+class BackendSettings(BaseModel):
+    """Choices the CLI passes to a backend; each backend rejects what it can't honour."""
+
+    image: str | None = None
+    runtime: str | None = None
+
+
 class SandboxBackend(ABC):
     name: ClassVar[str]
     isolates: ClassVar[bool] = False
+
+    def __init__(self, settings: BackendSettings | None = None) -> None:
+        self.settings = settings or BackendSettings()
 
     @abstractmethod
     def run(self, job: SandboxJob) -> SandboxRun:

@@ -9,7 +9,6 @@ of the file system or the network. The Docker backend does that.
 
 from __future__ import annotations
 
-import json
 import os
 import signal
 import subprocess
@@ -20,42 +19,33 @@ from pathlib import Path
 
 import psutil
 
-from autograder.sandbox.base import CANCEL, REPORT_CAP, RUNNER, STREAM_CAP, SandboxBackend, SandboxJob, SandboxRun
+from autograder.errors import UserError
+from autograder.sandbox.base import (
+    CANCEL,
+    GPU_SAMPLE_S,
+    REPORT_CAP,
+    RUNNER,
+    STREAM_CAP,
+    BackendSettings,
+    CappedBuffer,
+    SandboxBackend,
+    SandboxJob,
+    SandboxRun,
+    read_report,
+    sandbox_env,
+    write_job_file,
+)
+from autograder.sandbox.gpus import memory_used as gpu_memory_used
 from autograder.spec import human_size
 
 POLL_S = 0.05
 FILE_SIZE_CAP = 2 * 1024**3
 
 
-def sandbox_env(workdir: Path, cpus: float, gpus: int) -> dict[str, str]:
-    """A clean environment: nothing inherited from the host but the interpreter's location."""
-    home = workdir / ".home"
-    dirs = {
-        "HOME": home,
-        "MPLCONFIGDIR": home / "matplotlib",
-        "IPYTHONDIR": home / "ipython",
-        "JUPYTER_CONFIG_DIR": home / "jupyter" / "config",
-        "JUPYTER_DATA_DIR": home / "jupyter" / "data",
-        "JUPYTER_RUNTIME_DIR": home / "jupyter" / "runtime",
-        "TMPDIR": workdir / ".tmp",
-        "XDG_CACHE_HOME": home / "cache",
-    }
-    for d in dirs.values():
-        d.mkdir(parents=True, exist_ok=True)
-    threads = str(max(1, int(cpus)))
-    env = {k: str(v) for k, v in dirs.items()}
-    env.update(
-        PATH=os.pathsep.join([str(Path(sys.executable).parent), "/usr/local/bin", "/usr/bin", "/bin"]),
-        LANG="C.UTF-8",
-        PYTHONNOUSERSITE="1",
-        PYTHONDONTWRITEBYTECODE="1",
-        PYDEVD_DISABLE_FILE_VALIDATION="1",
-        JUPYTER_PLATFORM_DIRS="1",
-        OMP_NUM_THREADS=threads,
-        MKL_NUM_THREADS=threads,
-        OPENBLAS_NUM_THREADS=threads,
-        CUDA_VISIBLE_DEVICES="" if gpus == 0 else ",".join(str(i) for i in range(gpus)),
-    )
+def local_env(workdir: Path, cpus: float, gpu_ids: list[str]) -> dict[str, str]:
+    """Nothing inherited from the host but the interpreter's location and two machine quirks."""
+    path = os.pathsep.join([str(Path(sys.executable).parent), "/usr/local/bin", "/usr/bin", "/bin"])
+    env = sandbox_env(str(workdir / ".home"), str(workdir / ".tmp"), cpus, ",".join(gpu_ids), path)
     for key in ("OPENBLAS_CORETYPE", "OPENBLAS_L2_SIZE"):  # machine quirks, not secrets
         if key in os.environ:
             env[key] = os.environ[key]
@@ -67,41 +57,38 @@ class _CappedReader(threading.Thread):
 
     def __init__(self, stream, cap: int) -> None:
         super().__init__(daemon=True)
-        self.stream, self.cap = stream, cap
-        self.data = bytearray()
-        self.total = 0
+        self.stream = stream
+        self.buffer = CappedBuffer(cap)
 
     def run(self) -> None:
         while chunk := self.stream.read(65536):
-            self.total += len(chunk)
-            if len(self.data) < self.cap:
-                self.data += chunk[: self.cap - len(self.data)]
+            self.buffer.add(chunk)
         self.stream.close()
-
-    def text(self) -> str:
-        text = self.data.decode("utf-8", "replace")
-        if self.total > len(self.data):
-            text += f"\n[{self.total - len(self.data)} more bytes dropped]"
-        return text
 
 
 class LocalBackend(SandboxBackend):
     name = "local"
     isolates = False
 
+    def __init__(self, settings: BackendSettings | None = None) -> None:
+        super().__init__(settings)
+        for option in ("image", "runtime"):
+            if getattr(self.settings, option):
+                raise UserError(f"--{option} applies to the docker backend, not to local",
+                                "drop it, or pass --backend docker")
+
     def run(self, job: SandboxJob) -> SandboxRun:
         limits = job.limits
-        job_file = job.workdir / ".job.json"
         # Per-process ceilings the RSS watchdog can't react to in time; the runner sets them on itself
         # (a preexec_fn is not safe while other threads run) and the kernel inherits them.
         rlimits = {"data": int(limits.memory), "fsize": FILE_SIZE_CAP, "core": 0}
-        job_file.write_text(json.dumps({"stage": job.stage, "rlimits": rlimits, **job.request}))
+        job_file = write_job_file(job, rlimits=rlimits)
         read_fd, write_fd = os.pipe()
-        cmd = [sys.executable, "-I", "-B", str(RUNNER), str(job_file), "--report-fd", str(write_fd)]
+        cmd = [sys.executable, "-I", "-B", str(RUNNER), job_file, "--report-fd", str(write_fd)]
         started = time.monotonic()
         try:
             proc = subprocess.Popen(
-                cmd, cwd=job.workdir, env=sandbox_env(job.workdir, limits.cpus, limits.gpus),
+                cmd, cwd=job.workdir, env=local_env(job.workdir, limits.cpus, job.gpu_ids),
                 stdin=subprocess.DEVNULL, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
                 pass_fds=(write_fd,), start_new_session=True,
             )
@@ -115,41 +102,34 @@ class LocalBackend(SandboxBackend):
         report = _CappedReader(os.fdopen(read_fd, "rb"), REPORT_CAP + 1)
         for reader in (out, err, report):
             reader.start()
-        status, message, peak = self._watch(proc, limits)
+        status, message, peak, peak_gpu = self._watch(proc, limits, bool(job.gpu_ids))
         for reader in (out, err, report):
             reader.join(timeout=10)
         run = SandboxRun(
             status=status, message=message, exit_code=proc.returncode,
             duration_s=round(time.monotonic() - started, 3), peak_memory_bytes=peak,
-            stdout=out.text(), stderr=err.text(),
+            gpu_ids=job.gpu_ids, peak_gpu_memory_bytes=peak_gpu, stdout=out.buffer.text(), stderr=err.buffer.text(),
         )
         if status == "ok":
-            self._read_report(run, report)
+            read_report(run, report.buffer)
         return run
 
-    @staticmethod
-    def _read_report(run: SandboxRun, report: _CappedReader) -> None:
-        if report.total > REPORT_CAP:
-            run.status, run.message = "harness-error", "the runner's report exceeded its size cap"
-            return
-        head, _, run.attachment = bytes(report.data).partition(b"\n")
-        try:
-            run.report = json.loads(head) if head else None
-        except ValueError:
-            run.report = None
-        if run.report is None:
-            # The runner died before reporting: killed from inside (os._exit, a signal) or broken.
-            run.status = "crashed"
-            run.message = f"the run ended without a report (exit code {run.exit_code})"
-
-    def _watch(self, proc: subprocess.Popen, limits) -> tuple[str, str, int]:
-        """Poll until exit, killing the whole tree at the time or memory limit; returns (status, why, peak)."""
+    def _watch(self, proc: subprocess.Popen, limits, gpus: bool) -> tuple[str, str, int, int | None]:
+        """Poll until exit, killing the whole tree at the time or memory limit;
+        returns (status, why, peak memory, peak GPU memory)."""
         root = psutil.Process(proc.pid)
         seen: dict[int, psutil.Process] = {proc.pid: root}
         deadline = time.monotonic() + limits.timeout
         peak = 0
+        peak_gpu: int | None = None
+        next_gpu_sample = time.monotonic()
         status, message = "ok", ""
         while proc.poll() is None:
+            if gpus and time.monotonic() >= next_gpu_sample:
+                used = gpu_memory_used(seen)
+                if used is not None:
+                    peak_gpu = max(peak_gpu or 0, used)
+                next_gpu_sample = time.monotonic() + GPU_SAMPLE_S
             rss = 0
             try:
                 for child in root.children(recursive=True):
@@ -177,7 +157,7 @@ class LocalBackend(SandboxBackend):
                 pass
         _kill_all(seen, proc.pid)
         proc.wait()
-        return status, message, peak
+        return status, message, peak, peak_gpu
 
 
 def _kill_all(processes: dict[int, psutil.Process], group: int) -> None:

@@ -6,7 +6,13 @@ reports to the host on a pipe (`--report-fd`) that the notebook's kernel does no
 line of JSON, then, for an execution, the executed notebook as papermill holds it in memory.
 Everything it leaves in the work dir is the student's to tamper with, and the host treats it so.
 
-    python runner.py JOB.json --report-fd N
+    python runner.py JOB.json --report-fd N     (the local backend passes a pipe)
+    python runner.py JOB.json --report-stdout   (in a container: stdout is the report channel)
+
+With --report-stdout the runner keeps a private copy of stdout and points fd 1 at stderr before
+anything else starts, so nothing the kernel prints can pass for a report. Either way the runner
+makes itself non-dumpable, so a process without CAP_SYS_PTRACE (the student's, in a container)
+cannot open its descriptors through /proc.
 """
 
 from __future__ import annotations
@@ -24,6 +30,7 @@ import traceback
 from pathlib import Path
 
 CAPTURE_TAG = "autograder-capture"
+SETUP_TAG = "autograder-setup"
 ERROR_TEXT_CAP = 2000
 NOTEBOOK_CAP = 50 * 1024**2  # the executed notebook sent back; past this it is dropped and counted
 
@@ -38,9 +45,17 @@ def main(argv: list[str] | None = None) -> int:
     _skip_slow_optional_imports()
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("job", type=Path)
-    parser.add_argument("--report-fd", type=int, default=None, help="write the JSON report here (default stdout)")
+    channel = parser.add_mutually_exclusive_group(required=True)
+    channel.add_argument("--report-fd", type=int, help="write the report to this inherited pipe")
+    channel.add_argument("--report-stdout", action="store_true", help="write the report to stdout, alone")
     args = parser.parse_args(argv)
+    report_fd = args.report_fd
+    if args.report_stdout:
+        report_fd = os.dup(1)  # not inheritable: the kernel never holds it
+        os.dup2(2, 1)
+    _protect_self()
     _become_subreaper()
+    _make_dirs()
     job = json.loads(args.job.read_text())
     _limit_resources(job.get("rlimits", {}))
     started = time.monotonic()
@@ -50,14 +65,11 @@ def main(argv: list[str] | None = None) -> int:
         report = {"status": "harness-error", "message": traceback.format_exc()[-ERROR_TEXT_CAP:]}
     report["duration_s"] = round(time.monotonic() - started, 3)
     _reap_children()
+    report["forks_refused"] = _forks_refused()
     attachment = report.pop("_attachment", b"")
     data = json.dumps(report).encode() + b"\n" + attachment
-    if args.report_fd is None:
-        sys.stdout.buffer.write(data)
-        sys.stdout.flush()
-    else:
-        with os.fdopen(args.report_fd, "wb") as out:
-            out.write(data)
+    with os.fdopen(report_fd, "wb") as out:
+        out.write(data)
     return 0
 
 
@@ -84,6 +96,37 @@ def __autograder_capture(names, folder):
 __autograder_capture(NAMES, FOLDER)
 del __autograder_capture
 '''
+
+
+GPU_CAP_SOURCE = '''\
+def __autograder_cap_gpu_memory(cap):
+    import torch
+    if torch.cuda.is_available():
+        for i in range(torch.cuda.device_count()):
+            total = torch.cuda.get_device_properties(i).total_memory
+            torch.cuda.set_per_process_memory_fraction(min(1.0, cap / total), i)
+__autograder_cap_gpu_memory(CAP)
+del __autograder_cap_gpu_memory
+'''
+
+
+def cap_gpu_memory(cap: int) -> None:
+    """The lab's per-process GPU memory cap, in this process (the probe stage)."""
+    try:
+        exec(GPU_CAP_SOURCE.replace("CAP", str(int(cap))), {})
+    except ImportError:
+        pass  # no torch in this image: nothing can allocate GPU memory through it
+
+
+def setup_cell(gpu_memory_bytes: int):
+    """Runs before the student's first cell: caps GPU memory (soft: the student can reset it)."""
+    import nbformat
+
+    source = "try:\n" + "".join(f"    {line}\n" for line in GPU_CAP_SOURCE.replace(
+        "CAP", str(int(gpu_memory_bytes))).splitlines()) + "except ImportError:\n    pass\n"
+    cell = nbformat.v4.new_code_cell(source)
+    cell.metadata["tags"] = [SETUP_TAG]
+    return cell
 
 
 def capture_cell(names: list[str], folder: str):
@@ -178,7 +221,7 @@ def student_cell_number(nb, index: int | None) -> int | None:
     """1-based position of a cell among the student's own cells (injected ones don't count)."""
     if index is None:
         return None
-    skip = {"injected-parameters", CAPTURE_TAG}
+    skip = {"injected-parameters", CAPTURE_TAG, SETUP_TAG}
     own = [i for i, c in enumerate(nb.cells) if not skip & set(c.get("metadata", {}).get("tags", []))]
     return own.index(index) + 1 if index in own else None
 
@@ -191,6 +234,8 @@ def run_execute(job: dict) -> dict:
 
     nb = nbformat.read(job["notebook"], as_version=4)
     nb.cells.append(capture_cell(job["exports"], job["exports_dir"]))
+    if job.get("gpu_memory_bytes"):
+        nb.cells.insert(0, setup_cell(job["gpu_memory_bytes"]))
     engine = _capped_engine(int(job["output_cap"]), int(job.get("output_total_cap", 16 * job["output_cap"])))
     papermill_engines.register("autograder-capped", engine)
     report: dict = {"status": "ok", "message": "", "cell": None}
@@ -230,6 +275,8 @@ def run_probe(job: dict) -> dict:
     import cloudpickle
     import numpy as np
 
+    if job.get("gpu_memory_bytes"):
+        cap_gpu_memory(job["gpu_memory_bytes"])
     folder = Path(job["exports_dir"])
     exports: dict = {}
     export_status: dict[str, str] = {}
@@ -299,12 +346,44 @@ def _limit_resources(limits: dict) -> None:
             resource.setrlimit(which, (int(limits[name]), int(limits[name])))
 
 
+def _protect_self() -> None:
+    """Non-dumpable: /proc/<runner>/fd and ptrace are closed to processes without CAP_SYS_PTRACE.
+    Children get the flag reset when they exec, so the kernel is unaffected."""
+    try:
+        ctypes.CDLL(None, use_errno=True).prctl(4, 0, 0, 0, 0)  # PR_SET_DUMPABLE
+    except (OSError, AttributeError):
+        pass
+
+
+def _make_dirs() -> None:
+    """The home, cache and temp folders the environment names (in a container they live on a fresh tmpfs)."""
+    for var in ("HOME", "MPLCONFIGDIR", "IPYTHONDIR", "JUPYTER_CONFIG_DIR", "JUPYTER_DATA_DIR",
+                "JUPYTER_RUNTIME_DIR", "TMPDIR", "XDG_CACHE_HOME"):
+        if os.environ.get(var):
+            os.makedirs(os.environ[var], exist_ok=True)
+
+
 def _become_subreaper() -> None:
     """Orphans of the kernel re-parent to us, so nothing outlives the run unseen."""
     try:
         ctypes.CDLL(None, use_errno=True).prctl(36, 1, 0, 0, 0)  # PR_SET_CHILD_SUBREAPER
     except (OSError, AttributeError):
         pass
+
+
+def _forks_refused() -> int | None:
+    """How often the kernel refused a fork for the pids limit: the container's own cgroup counter
+    (read-only to everyone in the container), read here because the cgroup is gone once we exit."""
+    for path in ("/sys/fs/cgroup/pids.events", "/sys/fs/cgroup/pids/pids.events"):
+        try:
+            with open(path) as f:
+                for line in f:
+                    key, _, value = line.partition(" ")
+                    if key == "max":
+                        return int(value)
+        except (OSError, ValueError):
+            continue
+    return None
 
 
 def _reap_children() -> None:

@@ -1,0 +1,338 @@
+"""The `docker` backend: one fresh, hardened container per stage per submission.
+
+Each container sees only its own work dir (bind-mounted at /work) and the runner (read-only);
+it has no network, a read-only root with a tmpfs /tmp, an unprivileged user, no capabilities,
+no-new-privileges, and limits on memory (swap included), CPUs, processes, /dev/shm, open files
+and file size. Why a run stopped is read from the engine's own state: its OOM flag, the pids
+counter against the limit, our own kill at the deadline. The report comes back on the
+container's stdout, which only the runner holds (see runner.py), and output is drained under a
+cap with the engine's log driver off, so a flood fills neither memory nor the host's disk.
+"""
+
+from __future__ import annotations
+
+import os
+import socket
+import threading
+import time
+from typing import Any
+
+import psutil
+
+from autograder.errors import UserError
+from autograder.sandbox.base import (
+    CANCEL,
+    GPU_SAMPLE_S,
+    REPORT_CAP,
+    RUNNER,
+    STREAM_CAP,
+    BackendSettings,
+    CappedBuffer,
+    SandboxBackend,
+    SandboxJob,
+    SandboxRun,
+    read_report,
+    sandbox_env,
+    write_job_file,
+)
+from autograder.sandbox.gpus import memory_used as gpu_memory_used
+from autograder.sandbox.image import DEFAULT_IMAGE, LABEL, SANDBOX_UID
+from autograder.spec import human_size
+
+WORKDIR = "/work"
+RUNNER_PATH = "/opt/autograder/runner.py"
+VENV_PATH = "/opt/sandbox/bin:/usr/local/bin:/usr/bin:/bin"
+FILE_SIZE_CAP = 2 * 1024**3
+OPEN_FILES = 4096
+STATS_S = 0.5  # how often memory and processes are sampled from the engine
+PING_TIMEOUT_S = 3
+# Who started a container: leftovers whose owner is gone are removed at the next start.
+OWNER = f"{socket.gethostname()}:{os.getpid()}:{int(psutil.Process().create_time())}"
+
+
+def engine(timeout: float = PING_TIMEOUT_S):
+    """A client for the engine the environment names (DOCKER_HOST or the local socket), or None.
+    Its pool has room for every concurrent run's attach, wait and stats connections."""
+    from autograder.sandbox.image import engine as connect
+
+    try:
+        client = connect(timeout, max_pool_size=64)
+    except UserError:
+        return None
+    client.api.timeout = 60  # pings are quick; creating and removing containers under load is not
+    return client
+
+
+class DockerBackend(SandboxBackend):
+    name = "docker"
+    isolates = True
+
+    def __init__(self, settings: BackendSettings | None = None) -> None:
+        super().__init__(settings)
+        self.image = self.settings.image or DEFAULT_IMAGE
+        self.runtime = self.settings.runtime
+        self._client = None
+        self._checked = False
+
+    @property
+    def client(self):
+        if self._client is None:
+            self._client = engine()
+            if self._client is None:
+                raise UserError("no Docker engine answers", "start one (as root: dockerd &), or pass --backend local")
+        return self._client
+
+    def unavailable(self) -> str | None:
+        client = engine()
+        if client is None:
+            return ("no Docker engine answers (start one: `dockerd &` as root, or install Debian's docker.io); "
+                    "--backend local runs without isolation")
+        self._client = client
+        import docker.errors
+
+        try:
+            client.images.get(self.image)
+        except docker.errors.ImageNotFound:
+            return f"the sandbox image {self.image} is missing; build it with `autograder sandbox build`"
+        except docker.errors.APIError as exc:
+            return f"the engine could not look up the image {self.image}: {exc.explanation or exc}"
+        if self.runtime:
+            runtimes = client.info().get("Runtimes", {})
+            if self.runtime not in runtimes:
+                return (f"the engine offers no runtime {self.runtime!r} (it has: {', '.join(sorted(runtimes))}); "
+                        "install it and register it in /etc/docker/daemon.json")
+        remove_leftovers(client)
+        return None
+
+    # --- one run ---------------------------------------------------------------------------
+
+    def container_config(self, job: SandboxJob) -> dict[str, Any]:
+        """Everything the container is created with: the hardening lives here, in one place."""
+        from docker.types import DeviceRequest, LogConfig, Mount, Ulimit
+
+        limits = job.limits
+        visible = ",".join(str(i) for i in range(len(job.gpu_ids)))  # the engine renumbers from 0
+        config: dict[str, Any] = dict(
+            image=self.image,
+            command=["python", "-I", "-B", RUNNER_PATH, write_job_file(job), "--report-stdout"],
+            working_dir=WORKDIR,
+            user=self._user(),
+            environment=sandbox_env("/tmp/home", "/tmp", limits.cpus, visible, VENV_PATH),
+            labels={LABEL: "1", f"{LABEL}.owner": OWNER, f"{LABEL}.stage": job.stage},
+            hostname="sandbox",
+            network_mode="none",
+            read_only=True,
+            # tmpfs pages count against the memory limit, so this size is a ceiling, not extra memory.
+            tmpfs={"/tmp": f"rw,nosuid,nodev,size={int(limits.memory)},mode=1777"},
+            mounts=[Mount(WORKDIR, str(job.workdir), type="bind", read_only=False),
+                    Mount(RUNNER_PATH, str(RUNNER), type="bind", read_only=True)],
+            cap_drop=["ALL"],
+            security_opt=["no-new-privileges"],
+            pids_limit=limits.pids,
+            mem_limit=int(limits.memory),
+            memswap_limit=int(limits.memory),  # no swap beyond the memory limit
+            nano_cpus=int(limits.cpus * 1e9),
+            shm_size=int(limits.shm),
+            ulimits=[Ulimit(name="nofile", soft=OPEN_FILES, hard=OPEN_FILES), Ulimit(name="core", soft=0, hard=0),
+                     Ulimit(name="fsize", soft=FILE_SIZE_CAP, hard=FILE_SIZE_CAP)],
+            log_config=LogConfig(type=LogConfig.types.NONE),
+            stdin_open=False,
+            tty=False,
+            detach=True,
+        )
+        if job.gpu_ids:
+            config["device_requests"] = [DeviceRequest(device_ids=list(job.gpu_ids), capabilities=[["gpu"]])]
+        if self.runtime:
+            config["runtime"] = self.runtime
+        return config
+
+    @staticmethod
+    def _user() -> str:
+        """Root on the host maps to the image's unprivileged user; anyone else runs as themselves,
+        so the files a run leaves are theirs to remove."""
+        if os.geteuid() == 0:
+            return f"{SANDBOX_UID}:{SANDBOX_UID}"
+        return f"{os.geteuid()}:{os.getegid()}"
+
+    @staticmethod
+    def _hand_over(workdir) -> None:
+        """Give the work dir to the sandbox user (root hosts only; others run as themselves)."""
+        if os.geteuid() != 0:
+            return
+        for folder, dirs, files in os.walk(workdir):
+            os.chown(folder, SANDBOX_UID, SANDBOX_UID)
+            for name in dirs + files:
+                os.chown(os.path.join(folder, name), SANDBOX_UID, SANDBOX_UID, follow_symlinks=False)
+
+    def run(self, job: SandboxJob) -> SandboxRun:
+        import docker.errors
+
+        started = time.monotonic()
+        try:
+            config = self.container_config(job)
+            self._hand_over(job.workdir)
+            container = self.client.containers.create(**config)
+        except (docker.errors.DockerException, OSError) as exc:
+            return SandboxRun(status="harness-error", message=f"could not create the container: {exc}")
+        try:
+            return self._run(container, job, started)
+        except docker.errors.DockerException as exc:
+            return SandboxRun(status="harness-error", message=f"the engine failed during the run: {exc}",
+                              duration_s=round(time.monotonic() - started, 3))
+        finally:
+            try:
+                container.remove(force=True)
+            except docker.errors.DockerException:
+                pass  # found and removed at the next start (remove_leftovers)
+
+    def _run(self, container, job: SandboxJob, started: float) -> SandboxRun:
+        limits = job.limits
+        report, err = CappedBuffer(REPORT_CAP + 1), CappedBuffer(STREAM_CAP)
+        frames = self.client.api.attach(container.id, stdout=True, stderr=True, stream=True, demux=True)
+        reader = threading.Thread(target=_drain, args=(frames, report, err), daemon=True)
+        reader.start()
+        container.start()
+        exit_code: list[int] = []
+        waiter = threading.Thread(target=_wait, args=(container, exit_code), daemon=True)
+        waiter.start()
+
+        deadline = time.monotonic() + limits.timeout
+        peak = peak_gpu = None
+        pids_peak = 0
+        killed = ""
+        next_gpu = time.monotonic()
+        while waiter.is_alive():
+            sample = self._stats(container)
+            peak = max(peak or 0, sample.get("memory", 0)) if sample.get("memory") else peak
+            pids_peak = max(pids_peak, sample.get("pids", 0))
+            if _fork_refused(container.id):
+                pids_peak = max(pids_peak, limits.pids)
+            if job.gpu_ids and time.monotonic() >= next_gpu:
+                used = gpu_memory_used(self._host_pids(container))
+                peak_gpu = max(peak_gpu or 0, used) if used is not None else peak_gpu
+                next_gpu = time.monotonic() + GPU_SAMPLE_S
+            if CANCEL.is_set():
+                killed = "cancelled"
+            elif time.monotonic() > deadline:
+                killed = "timeout"
+            if killed:
+                _kill(container)
+                break
+            waiter.join(timeout=STATS_S)
+        waiter.join(timeout=30)
+        reader.join(timeout=30)
+        container.reload()
+        state = container.attrs.get("State", {})
+        run = SandboxRun(status="ok", exit_code=state.get("ExitCode", exit_code[0] if exit_code else None),
+                         duration_s=round(time.monotonic() - started, 3), peak_memory_bytes=peak,
+                         gpu_ids=job.gpu_ids, peak_gpu_memory_bytes=peak_gpu, stderr=err.text())
+        if not killed:
+            read_report(run, report)
+        self._explain(run, state, killed, pids_peak, limits)
+        return run
+
+    @staticmethod
+    def _explain(run: SandboxRun, state: dict, killed: str, pids_peak: int, limits) -> None:
+        """Why the run stopped, from the engine's state: a limit the engine enforced outranks how
+        the runner saw its consequence (a dead kernel, an error from fork)."""
+        reported = (run.report or {}).get("status", "ok")
+        trouble = killed or run.status != "ok" or reported != "ok"
+        if (run.report or {}).get("forks_refused"):
+            pids_peak = max(pids_peak, limits.pids)
+        if state.get("OOMKilled") and trouble:
+            run.status = "memory"
+            run.message = f"the engine killed it for using more than the {human_size(limits.memory)} memory limit"
+        elif pids_peak >= limits.pids and trouble:
+            run.status = "pids"
+            run.message = f"it reached the limit of {limits.pids} processes and threads (a fork bomb?)"
+        elif killed == "timeout":
+            run.status, run.message = "timeout", f"ran longer than the {limits.timeout:g} s time limit"
+        elif killed == "cancelled":
+            run.status, run.message = "cancelled", "grading was interrupted"
+
+    def _stats(self, container) -> dict[str, int]:
+        """Memory in use (peak where the engine keeps one) and processes, in one cheap call."""
+        try:
+            raw = self.client.api.stats(container.id, stream=False, one_shot=True)
+        except Exception:  # noqa: BLE001 - a container that just exited has no stats
+            return {}
+        mem = raw.get("memory_stats") or {}
+        pids = raw.get("pids_stats") or {}
+        return {"memory": int(mem.get("max_usage") or mem.get("usage") or 0), "pids": int(pids.get("current") or 0)}
+
+    def _host_pids(self, container) -> set[int]:
+        try:
+            top = container.top(ps_args="-o pid")
+        except Exception:  # noqa: BLE001
+            return set()
+        return {int(row[0]) for row in top.get("Processes") or [] if row and str(row[0]).isdigit()}
+
+
+_PIDS_EVENTS = ("/sys/fs/cgroup/pids/docker/{id}/pids.events",  # cgroup v1, cgroupfs driver
+                "/sys/fs/cgroup/pids/system.slice/docker-{id}.scope/pids.events",  # v1, systemd driver
+                "/sys/fs/cgroup/system.slice/docker-{id}.scope/pids.events",  # v2, systemd driver
+                "/sys/fs/cgroup/docker/{id}/pids.events")  # v2, cgroupfs driver
+
+
+def _fork_refused(container_id: str) -> bool:
+    """Whether the kernel refused a fork for the pids limit ("max N" in the container's cgroup).
+    Exact where the engine's cgroups are visible (a local engine); else the sampled count decides."""
+    for pattern in _PIDS_EVENTS:
+        try:
+            with open(pattern.format(id=container_id)) as f:
+                return any(line.split()[:1] == ["max"] and line.split()[1] != "0" for line in f)
+        except (OSError, IndexError):
+            continue
+    return False
+
+
+def _drain(frames, report: CappedBuffer, err: CappedBuffer) -> None:
+    """Read the attach stream to its end: stdout is the runner's report, stderr everything else."""
+    try:
+        for out, error in frames:
+            if out:
+                report.add(out)
+            if error:
+                err.add(error)
+    except Exception:  # noqa: BLE001 - the stream ends with the container, however it ends
+        pass
+
+
+def _wait(container, exit_code: list[int]) -> None:
+    try:
+        exit_code.append(int(container.wait()["StatusCode"]))
+    except Exception:  # noqa: BLE001
+        pass
+
+
+def _kill(container) -> None:
+    try:
+        container.kill()
+    except Exception:  # noqa: BLE001 - it may have exited on its own meanwhile
+        pass
+
+
+def remove_leftovers(client) -> list[str]:
+    """Remove our containers whose owner process on this host is gone (a killed grading run)."""
+    host = socket.gethostname()
+    removed = []
+    for container in client.containers.list(all=True, filters={"label": LABEL}):
+        owner = container.labels.get(f"{LABEL}.owner", "")
+        parts = owner.split(":")
+        if len(parts) != 3 or parts[0] != host or owner == OWNER:
+            continue
+        if _alive(int(parts[1]), int(parts[2])):
+            continue
+        try:
+            container.remove(force=True)
+            removed.append(container.name)
+        except Exception:  # noqa: BLE001
+            continue
+    return removed
+
+
+def _alive(pid: int, created: int) -> bool:
+    try:
+        return int(psutil.Process(pid).create_time()) == created
+    except psutil.Error:
+        return False
