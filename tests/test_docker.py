@@ -290,3 +290,24 @@ def test_sandbox_commands_report_and_skip_a_current_image(docker_backend, capsys
     if docker_backend.image == "autograder-sandbox:latest":
         assert main(["sandbox", "build", "--if-stale"]) == 0
         assert "up to date" in capsys.readouterr().out
+
+
+def test_the_engines_stats_stand_in_where_its_cgroups_are_not_visible(docker_backend, tmp_path):
+    """A remote engine's cgroups can't be read from here: memory and processes come from its stats."""
+    from autograder.sandbox.containers import _Sampler
+
+    container = docker_backend.client.containers.create(docker_backend.image, ["sleep", "30"])
+    try:
+        container.start()
+        job = SandboxJob(stage="execute", workdir=tmp_path, request={}, limits=Limits())
+        sampler = _Sampler(docker_backend, container, job, pids_limit=256)
+        sampler.cgroup = {}  # as if the engine were elsewhere
+        sampler._sample()
+        assert sampler.memory and sampler.memory > 0
+        assert sampler.pids >= 1
+        local = _Sampler(docker_backend, container, job, pids_limit=256)
+        local._sample()
+        if local.cgroup:  # a local engine, as in CI: the kernel's own figures
+            assert local.memory and local.pids >= 1
+    finally:
+        container.remove(force=True)

@@ -45,6 +45,8 @@ VENV_PATH = "/opt/sandbox/bin:/usr/local/bin:/usr/bin:/bin"
 FILE_SIZE_CAP = 2 * 1024**3
 OPEN_FILES = 4096
 STATS_S = 0.5  # how often memory and processes are sampled from the engine
+POLL_S = 0.05  # how soon the end of a run, the deadline or Ctrl-C is noticed
+CGROUP_S = 0.1  # how often cgroup files are read, where the engine's cgroups are visible
 PING_TIMEOUT_S = 3
 # Who started a container: leftovers whose owner is gone are removed at the next start.
 OWNER = f"{socket.gethostname()}:{os.getpid()}:{int(psutil.Process().create_time())}"
@@ -196,21 +198,11 @@ class DockerBackend(SandboxBackend):
         waiter = threading.Thread(target=_wait, args=(container, exit_code), daemon=True)
         waiter.start()
 
+        sampler = _Sampler(self, container, job, limits.pids)
+        sampler.start()
         deadline = time.monotonic() + limits.timeout
-        peak = peak_gpu = None
-        pids_peak = 0
         killed = ""
-        next_gpu = time.monotonic()
         while waiter.is_alive():
-            sample = self._stats(container)
-            peak = max(peak or 0, sample.get("memory", 0)) if sample.get("memory") else peak
-            pids_peak = max(pids_peak, sample.get("pids", 0))
-            if _fork_refused(container.id):
-                pids_peak = max(pids_peak, limits.pids)
-            if job.gpu_ids and time.monotonic() >= next_gpu:
-                used = gpu_memory_used(self._host_pids(container))
-                peak_gpu = max(peak_gpu or 0, used) if used is not None else peak_gpu
-                next_gpu = time.monotonic() + GPU_SAMPLE_S
             if CANCEL.is_set():
                 killed = "cancelled"
             elif time.monotonic() > deadline:
@@ -218,17 +210,19 @@ class DockerBackend(SandboxBackend):
             if killed:
                 _kill(container)
                 break
-            waiter.join(timeout=STATS_S)
+            waiter.join(timeout=POLL_S)
         waiter.join(timeout=30)
         reader.join(timeout=30)
+        sampler.stop.set()
+        sampler.join(timeout=0.2)  # it reads what it has; a stats call in flight is not waited for
         container.reload()
         state = container.attrs.get("State", {})
         run = SandboxRun(status="ok", exit_code=state.get("ExitCode", exit_code[0] if exit_code else None),
-                         duration_s=round(time.monotonic() - started, 3), peak_memory_bytes=peak,
-                         gpu_ids=job.gpu_ids, peak_gpu_memory_bytes=peak_gpu, stderr=err.text())
+                         duration_s=round(time.monotonic() - started, 3), peak_memory_bytes=sampler.memory,
+                         gpu_ids=job.gpu_ids, peak_gpu_memory_bytes=sampler.gpu_memory, stderr=err.text())
         if not killed:
             read_report(run, report)
-        self._explain(run, state, killed, pids_peak, limits)
+        self._explain(run, state, killed, sampler.pids, limits)
         return run
 
     @staticmethod
@@ -250,40 +244,102 @@ class DockerBackend(SandboxBackend):
         elif killed == "cancelled":
             run.status, run.message = "cancelled", "grading was interrupted"
 
-    def _stats(self, container) -> dict[str, int]:
-        """Memory in use (peak where the engine keeps one) and processes, in one cheap call."""
-        try:
-            raw = self.client.api.stats(container.id, stream=False, one_shot=True)
-        except Exception:  # noqa: BLE001 - a container that just exited has no stats
-            return {}
-        mem = raw.get("memory_stats") or {}
-        pids = raw.get("pids_stats") or {}
-        return {"memory": int(mem.get("max_usage") or mem.get("usage") or 0), "pids": int(pids.get("current") or 0)}
 
-    def _host_pids(self, container) -> set[int]:
+
+class _Sampler(threading.Thread):
+    """Samples a running container apart from the main loop, whose reaction to the end of a run
+    must not wait on the engine: a stats call can take half a second to answer."""
+
+    def __init__(self, backend: DockerBackend, container, job: SandboxJob, pids_limit: int) -> None:
+        super().__init__(daemon=True)
+        self.client, self.container, self.job, self.pids_limit = backend.client, container, job, pids_limit
+        self.stop = threading.Event()
+        self.memory: int | None = None  # peak where the engine keeps one (cgroup v1), else sampled
+        self.pids = 0
+        self.gpu_memory: int | None = None
+        self.cgroup: dict[str, str] | None = None  # its cgroup files, {} where they are not visible
+
+    def run(self) -> None:
+        next_gpu = time.monotonic()
+        while not self.stop.is_set():
+            self._sample()
+            if self.job.gpu_ids and time.monotonic() >= next_gpu:
+                used = gpu_memory_used(self._host_pids())
+                if used is not None:
+                    self.gpu_memory = max(self.gpu_memory or 0, used)
+                next_gpu = time.monotonic() + GPU_SAMPLE_S
+            self.stop.wait(STATS_S if self.cgroup is None else CGROUP_S)
+
+    def _sample(self) -> None:
+        """From the container's cgroup files where the engine is local (exact and cheap: the
+        kernel's own peak and refused-fork counter), else from the engine's stats."""
+        if self.cgroup is None:
+            self.cgroup = _cgroup_files(self.container.id)
+        if self.cgroup:
+            memory = _read_int(self.cgroup["memory"])
+            if memory:
+                self.memory = max(self.memory or 0, memory)
+            self.pids = max(self.pids, _read_int(self.cgroup["pids"]) or 0)
+            if _fork_refused(self.cgroup["events"]):
+                self.pids = max(self.pids, self.pids_limit)
+            return
         try:
-            top = container.top(ps_args="-o pid")
+            raw = self.client.api.stats(self.container.id, stream=False, one_shot=True)
+        except Exception:  # noqa: BLE001 - a container that just exited has no stats
+            return
+        mem = raw.get("memory_stats") or {}
+        used = int(mem.get("max_usage") or mem.get("usage") or 0)
+        if used:
+            self.memory = max(self.memory or 0, used)
+        self.pids = max(self.pids, int((raw.get("pids_stats") or {}).get("current") or 0))
+
+    def _host_pids(self) -> set[int]:
+        try:
+            top = self.container.top(ps_args="-o pid")
         except Exception:  # noqa: BLE001
             return set()
         return {int(row[0]) for row in top.get("Processes") or [] if row and str(row[0]).isdigit()}
 
 
-_PIDS_EVENTS = ("/sys/fs/cgroup/pids/docker/{id}/pids.events",  # cgroup v1, cgroupfs driver
-                "/sys/fs/cgroup/pids/system.slice/docker-{id}.scope/pids.events",  # v1, systemd driver
-                "/sys/fs/cgroup/system.slice/docker-{id}.scope/pids.events",  # v2, systemd driver
-                "/sys/fs/cgroup/docker/{id}/pids.events")  # v2, cgroupfs driver
+# Where a local engine keeps a container's cgroup: (memory peak, pids now, pids events) per layout.
+_CGROUPS = (
+    ("/sys/fs/cgroup/memory/docker/{id}/memory.max_usage_in_bytes",  # v1, cgroupfs driver
+     "/sys/fs/cgroup/pids/docker/{id}/pids.current", "/sys/fs/cgroup/pids/docker/{id}/pids.events"),
+    ("/sys/fs/cgroup/memory/system.slice/docker-{id}.scope/memory.max_usage_in_bytes",  # v1, systemd
+     "/sys/fs/cgroup/pids/system.slice/docker-{id}.scope/pids.current",
+     "/sys/fs/cgroup/pids/system.slice/docker-{id}.scope/pids.events"),
+    ("/sys/fs/cgroup/system.slice/docker-{id}.scope/memory.peak",  # v2, systemd driver
+     "/sys/fs/cgroup/system.slice/docker-{id}.scope/pids.current",
+     "/sys/fs/cgroup/system.slice/docker-{id}.scope/pids.events"),
+    ("/sys/fs/cgroup/docker/{id}/memory.peak",  # v2, cgroupfs driver
+     "/sys/fs/cgroup/docker/{id}/pids.current", "/sys/fs/cgroup/docker/{id}/pids.events"),
+)
 
 
-def _fork_refused(container_id: str) -> bool:
-    """Whether the kernel refused a fork for the pids limit ("max N" in the container's cgroup).
-    Exact where the engine's cgroups are visible (a local engine); else the sampled count decides."""
-    for pattern in _PIDS_EVENTS:
-        try:
-            with open(pattern.format(id=container_id)) as f:
-                return any(line.split()[:1] == ["max"] and line.split()[1] != "0" for line in f)
-        except (OSError, IndexError):
-            continue
-    return False
+def _cgroup_files(container_id: str) -> dict[str, str]:
+    for memory, pids, events in _CGROUPS:
+        paths = {"memory": memory, "pids": pids, "events": events}
+        paths = {k: v.format(id=container_id) for k, v in paths.items()}
+        if os.path.exists(paths["pids"]):
+            return paths
+    return {}
+
+
+def _read_int(path: str) -> int | None:
+    try:
+        with open(path) as f:
+            return int(f.read().split()[0])
+    except (OSError, ValueError, IndexError):
+        return None
+
+
+def _fork_refused(events_path: str) -> bool:
+    """Whether the kernel refused a fork for the pids limit ("max N" in the cgroup's pids.events)."""
+    try:
+        with open(events_path) as f:
+            return any(line.split()[:1] == ["max"] and line.split()[1] != "0" for line in f)
+    except (OSError, IndexError):
+        return False
 
 
 def _drain(frames, report: CappedBuffer, err: CappedBuffer) -> None:
