@@ -184,6 +184,8 @@ def _grade(lab, submissions, store, args, force: bool):
     except ValidationError as exc:
         problem = exc.errors()[0]
         raise UserError(f"--{problem['loc'][0]}: {problem['msg']}".replace("_", "-")) from None
+    if backend.name == "docker":
+        _note_stale_image(backend, args.root)
     if not backend.isolates:
         why = "no Docker engine answers, so " if args.backend == AUTO else ""
         _say(f"note: {why}the {backend.name} backend runs student code without isolation; "
@@ -207,6 +209,16 @@ def _grade(lab, submissions, store, args, force: bool):
         _say(f"note: {len(reused)} of {len(results)} were already graded with this content, lab version and "
              "rubric; their recorded results are shown (--force regrades)")
     return results
+
+
+def _note_stale_image(backend, root: Path | None) -> None:
+    """Grading goes on with an image older than sandbox/ (a TA may rebuild between batches), but says so."""
+    from autograder.sandbox.image import image_status
+
+    status = image_status(backend.client, backend.image, context_dir=_sandbox_context(root))
+    if status.stale:
+        _say(f"note: the sandbox image {backend.image} is stale ({status.reason}); "
+             "rebuild it with `autograder sandbox build`")
 
 
 def cmd_grade(args) -> int:

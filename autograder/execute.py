@@ -87,6 +87,10 @@ def interpret(run: SandboxRun, limits: Limits) -> ExecutionResult:
         return ExecutionResult(status="pids", message=(
             f"The notebook was stopped for starting more than {limits.pids} processes and threads at once, "
             "the lab's limit (a fork bomb, or too many data-loader workers?)."), **base)
+    if run.status == "disk":
+        return ExecutionResult(status="disk", message=(
+            f"The notebook was stopped: it {run.message} (the lab allows {human_size(limits.disk)} "
+            "in its folder)."), **base)
     if run.status == "crashed":
         return ExecutionResult(status="crashed", message=f"The notebook's process died: {run.message}.", **base)
     if run.status in ("harness-error", "cancelled"):

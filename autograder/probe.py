@@ -42,7 +42,8 @@ def probe(lab: Lab, exports: Path, backend: SandboxBackend, limits: Limits, arti
         if run.status != "ok":
             why = {"timeout": f"evaluating your objects took longer than {limits.timeout:g} s",
                    "memory": f"evaluating your objects used more than {human_size(limits.memory)}",
-                   "pids": f"evaluating your objects started more than {limits.pids} processes and threads"}
+                   "pids": f"evaluating your objects started more than {limits.pids} processes and threads",
+                   "disk": f"evaluating your objects {run.message}"}
             status = "harness-error" if run.status == "cancelled" else run.status
             return ProbeReport(status=status, message=why.get(run.status, run.message), **base)
         report = _validated(run.report or {}, **base)

@@ -10,7 +10,7 @@ from pydantic import BaseModel, Field
 Status = Literal["pass", "fail", "review", "error", "skipped"]
 Verdict = Literal["G", "U", "review", "error"]
 ExecutionStatus = Literal[
-    "ok", "error", "cell-timeout", "timeout", "memory", "pids", "crashed", "invalid", "harness-error"
+    "ok", "error", "cell-timeout", "timeout", "memory", "pids", "disk", "crashed", "invalid", "harness-error"
 ]
 
 
@@ -52,7 +52,7 @@ class ProbeStatus(BaseModel):
 
 
 class ProbeReport(BaseModel):
-    status: Literal["ok", "skipped", "timeout", "memory", "pids", "crashed", "harness-error"]
+    status: Literal["ok", "skipped", "timeout", "memory", "pids", "disk", "crashed", "harness-error"]
     message: str = ""
     duration_s: float = 0.0
     probes: dict[str, ProbeStatus] = Field(default_factory=dict)

@@ -40,6 +40,9 @@ class Limits(BaseModel):
     pids: int = Field(256, ge=16, description="Processes and threads the run may have at once (docker backend).")
     shm: ByteSize = Field(
         ByteSize(256 * 1024**2), description="Size of /dev/shm (docker backend); PyTorch data loaders need it.")
+    disk: ByteSize = Field(
+        ByteSize(4 * 1024**3), description="What the run may write into its work dir, in bytes (also the cap on one "
+        "file); at most 100,000 files. Checked twice a second: the run is stopped when it has more.")
     output: ByteSize = Field(
         ByteSize(1024**2),
         description="Notebook output kept per cell (16 times this for the whole notebook); "

@@ -26,7 +26,7 @@ def our_containers(backend) -> list:
 
 
 def test_containers_are_created_hardened(docker_backend, tmp_path):
-    limits = Limits(memory="512MiB", cpus=1.5, pids=100, shm="128MiB")
+    limits = Limits(memory="512MiB", cpus=1.5, pids=100, shm="128MiB", disk="1GiB")
     job = SandboxJob(stage="execute", workdir=tmp_path, request={}, limits=limits)
     container = docker_backend.client.containers.create(**docker_backend.container_config(job))
     try:
@@ -38,12 +38,13 @@ def test_containers_are_created_hardened(docker_backend, tmp_path):
     assert host["ReadonlyRootfs"] is True
     assert host["CapDrop"] == ["ALL"] and not host.get("CapAdd")
     assert host["SecurityOpt"] == ["no-new-privileges"]
+    assert host["IpcMode"] == "private"
     assert host["Privileged"] is False
     assert host["PidsLimit"] == 100
     assert host["Memory"] == host["MemorySwap"] == 512 * 1024**2
     assert host["NanoCpus"] == 1_500_000_000
     assert host["ShmSize"] == 128 * 1024**2
-    assert {u["Name"]: u["Hard"] for u in host["Ulimits"]} == {"nofile": 4096, "core": 0, "fsize": 2 * 1024**3}
+    assert {u["Name"]: u["Hard"] for u in host["Ulimits"]} == {"nofile": 4096, "core": 0, "fsize": 1024**3}
     assert host["LogConfig"]["Type"] == "none"  # output is drained under a cap, never logged by the engine
     assert set(host["Tmpfs"]) == {"/tmp"}
     mounts = {m["Target"]: m for m in host["Mounts"]}
@@ -311,3 +312,40 @@ def test_the_engines_stats_stand_in_where_its_cgroups_are_not_visible(docker_bac
             assert local.memory and local.pids >= 1
     finally:
         container.remove(force=True)
+
+
+def test_filling_the_disk_is_stopped(docker_backend, submissions, grade):
+    filler = (
+        "import os, time\n"
+        "os.makedirs('junk', exist_ok=True)\n"
+        "for i in range(400):\n"
+        "    with open(f'junk/{i}', 'wb') as f:\n"
+        "        f.write(os.urandom(1024 * 1024))\n"
+        "time.sleep(60)\n"
+    )
+    submissions("filler", filler)
+    r = grade(submissions.folder, backend=docker_backend, disk="64MiB", timeout=60, cell_timeout=60)["filler"]
+    assert r.verdict == "U"
+    assert r.execution.status == "disk"
+    assert "64 MiB disk limit" in by_id(r)["runs"].message
+    assert r.execution.duration_s < 30
+
+
+def test_grading_with_a_stale_image_says_so(docker_backend, course, submissions, tmp_path, capsys):
+    from autograder.cli import main
+
+    base = docker_backend.client.containers.create(docker_backend.image, ["true"])
+    stale = "autograder-sandbox:stale-test"
+    try:
+        base.commit(*stale.split(":"), changes=[f"LABEL {LABEL}.requirements=0000"])
+    finally:
+        base.remove(force=True)
+    try:
+        submissions("ana")
+        args = ["grade", "toy", str(submissions.folder), "--root", str(course), "--db", str(tmp_path / "g.db"),
+                "--backend", "docker", "--image", stale]
+        assert main(args) == 0
+        err = capsys.readouterr().err
+        assert f"the sandbox image {stale} is stale" in err and "autograder sandbox build" in err
+    finally:
+        docker_backend.client.images.remove(stale, force=True)

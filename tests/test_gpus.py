@@ -133,3 +133,36 @@ def test_nvidia_smi_output_is_read(tmp_path, monkeypatch):
     assert memory_used({4242, 4343}) == (1024 + 512) * 1024**2
     monkeypatch.setenv("PATH", "/nonexistent")
     assert detect() == [] and memory_used({1}) is None
+
+
+def test_probe_runner_loads_gpu_trained_exports_on_the_cpu(monkeypatch):
+    """A model trained on a GPU is pickled with CUDA storages; where the probe stage has no GPU, the
+    runner makes torch map every pickled storage to the CPU (checked here by the map_location
+    torch.load receives: this machine can't make a CUDA tensor)."""
+    import importlib.util
+
+    import cloudpickle
+    import torch
+    import torch.storage
+
+    from autograder.sandbox.base import RUNNER
+
+    spec = importlib.util.spec_from_file_location("runner_under_test", RUNNER)
+    runner = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(runner)
+    model = torch.nn.Linear(3, 2)
+    data = cloudpickle.dumps(model)
+    assert b"_load_from_bytes" in data  # what the runner looks for before importing torch
+    seen = []
+    real_load = torch.load
+
+    def spy(*args, **kwargs):
+        seen.append(kwargs.get("map_location"))
+        return real_load(*args, **kwargs)
+
+    monkeypatch.setattr(torch, "load", spy)
+    monkeypatch.setattr(torch.storage, "_load_from_bytes", torch.storage._load_from_bytes)  # restored after
+    runner._load_tensors_on_cpu_without_gpu()
+    loaded = cloudpickle.loads(data)
+    assert seen and set(seen) == {"cpu"}
+    assert torch.equal(loaded.weight, model.weight)

@@ -336,3 +336,17 @@ def test_a_daemon_rewriting_the_executed_notebook_changes_nothing(submissions, g
     assert r.verdict == "G"
     nb = executed_notebook(store)
     assert len(nb.cells) > 3 and any("injected-parameters" in c.metadata.get("tags", []) for c in nb.cells)
+
+
+def test_filling_the_work_dir_is_stopped_by_size_or_by_file_count(submissions, grade):
+    big = ("import os, time\nfor i in range(4):\n    open(f'big{i}', 'wb').write(os.urandom(32 * 1024 * 1024))\n"
+           "time.sleep(60)\n")
+    many = ("import os, time\nos.makedirs('junk')\nfor i in range(120_000):\n    open(f'junk/{i}', 'w').close()\n"
+            "time.sleep(60)\n")
+    submissions("big", big)
+    submissions("many", many)
+    results = grade(submissions.folder, disk="64MiB", cell_timeout=120, timeout=120)
+    assert results["big"].execution.status == "disk"
+    assert "64 MiB disk limit" in by_id(results["big"])["runs"].message
+    assert results["many"].execution.status == "disk"
+    assert "more than 100,000 files" in by_id(results["many"])["runs"].message

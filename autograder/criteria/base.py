@@ -71,7 +71,7 @@ class ProbeData:
             raise EvidenceMissing(f"not measured: {report.message}", student=True)
         if report.status == "harness-error":
             raise EvidenceMissing(f"the grader could not run the probes: {report.message}", student=False)
-        if report.status in ("timeout", "memory", "pids", "crashed"):
+        if report.status in ("timeout", "memory", "pids", "disk", "crashed"):
             raise EvidenceMissing(f"evaluating your exported objects failed: {report.message}", student=True)
         status = report.probes.get(probe)
         if status is None:

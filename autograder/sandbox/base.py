@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import os
 import threading
 from abc import ABC, abstractmethod
 from pathlib import Path
@@ -10,7 +11,7 @@ from typing import Any, ClassVar, Literal
 
 from pydantic import BaseModel, Field
 
-from autograder.spec import Limits
+from autograder.spec import Limits, human_size
 
 RUNNER = Path(__file__).with_name("runner.py")
 # Bytes read back from the runner's report pipe (report line and executed notebook); more is an error.
@@ -18,6 +19,8 @@ REPORT_CAP = 64 * 1024**2
 STREAM_CAP = 64 * 1024  # bytes of the runner's stdout/stderr kept, each
 JOB_FILE = ".job.json"
 GPU_SAMPLE_S = 1.0  # how often a run's GPU memory is sampled with nvidia-smi
+DISK_CHECK_S = 0.5  # how often the size of a run's work dir is measured
+MAX_FILES = 100_000  # entries a run may leave in its work dir
 # Set on Ctrl-C: backends stop their runs at once instead of letting them finish.
 CANCEL = threading.Event()
 
@@ -44,7 +47,7 @@ def write_job_file(job: SandboxJob, **extra: Any) -> str:
 class SandboxRun(BaseModel):
     """How a run ended, as the backend saw it from outside."""
 
-    status: Literal["ok", "timeout", "memory", "pids", "crashed", "harness-error", "cancelled"]
+    status: Literal["ok", "timeout", "memory", "pids", "disk", "crashed", "harness-error", "cancelled"]
     message: str = ""
     exit_code: int | None = None
     duration_s: float = 0.0
@@ -81,6 +84,32 @@ def sandbox_env(home: str, tmp: str, cpus: float, visible_gpus: str, path: str) 
         "OPENBLAS_NUM_THREADS": threads,
         "CUDA_VISIBLE_DEVICES": visible_gpus,
     }
+
+
+def over_disk_limit(workdir: Path, limit: int) -> str:
+    """Why the work dir holds more than a run may write ('' when it doesn't): the host's disk is
+    shared by every submission, and a per-file cap alone doesn't stop many files."""
+    total = entries = 0
+    stack = [str(workdir)]
+    while stack:
+        try:
+            with os.scandir(stack.pop()) as it:
+                for entry in it:
+                    entries += 1
+                    if entries > MAX_FILES:
+                        return f"left more than {MAX_FILES:,} files in its folder"
+                    try:
+                        if entry.is_dir(follow_symlinks=False):
+                            stack.append(entry.path)
+                        else:
+                            total += entry.stat(follow_symlinks=False).st_blocks * 512
+                    except OSError:
+                        continue
+        except OSError:
+            continue
+        if total > limit:
+            return f"wrote more than the {human_size(limit)} disk limit"
+    return ""
 
 
 class CappedBuffer:

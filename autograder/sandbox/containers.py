@@ -22,6 +22,7 @@ import psutil
 from autograder.errors import UserError
 from autograder.sandbox.base import (
     CANCEL,
+    DISK_CHECK_S,
     GPU_SAMPLE_S,
     REPORT_CAP,
     RUNNER,
@@ -31,6 +32,7 @@ from autograder.sandbox.base import (
     SandboxBackend,
     SandboxJob,
     SandboxRun,
+    over_disk_limit,
     read_report,
     sandbox_env,
     write_job_file,
@@ -42,7 +44,6 @@ from autograder.spec import human_size
 WORKDIR = "/work"
 RUNNER_PATH = "/opt/autograder/runner.py"
 VENV_PATH = "/opt/sandbox/bin:/usr/local/bin:/usr/bin:/bin"
-FILE_SIZE_CAP = 2 * 1024**3
 OPEN_FILES = 4096
 STATS_S = 0.5  # how often memory and processes are sampled from the engine
 POLL_S = 0.05  # how soon the end of a run, the deadline or Ctrl-C is noticed
@@ -123,6 +124,7 @@ class DockerBackend(SandboxBackend):
             labels={LABEL: "1", f"{LABEL}.owner": OWNER, f"{LABEL}.stage": job.stage},
             hostname="sandbox",
             network_mode="none",
+            ipc_mode="private",  # its own /dev/shm, shared with no other container
             read_only=True,
             # tmpfs pages count against the memory limit, so this size is a ceiling, not extra memory.
             tmpfs={"/tmp": f"rw,nosuid,nodev,size={int(limits.memory)},mode=1777"},
@@ -136,7 +138,7 @@ class DockerBackend(SandboxBackend):
             nano_cpus=int(limits.cpus * 1e9),
             shm_size=int(limits.shm),
             ulimits=[Ulimit(name="nofile", soft=OPEN_FILES, hard=OPEN_FILES), Ulimit(name="core", soft=0, hard=0),
-                     Ulimit(name="fsize", soft=FILE_SIZE_CAP, hard=FILE_SIZE_CAP)],
+                     Ulimit(name="fsize", soft=int(limits.disk), hard=int(limits.disk))],
             log_config=LogConfig(type=LogConfig.types.NONE),
             stdin_open=False,
             tty=False,
@@ -201,12 +203,17 @@ class DockerBackend(SandboxBackend):
         sampler = _Sampler(self, container, job, limits.pids)
         sampler.start()
         deadline = time.monotonic() + limits.timeout
-        killed = ""
+        next_disk_check = time.monotonic() + DISK_CHECK_S
+        killed = disk = ""
         while waiter.is_alive():
             if CANCEL.is_set():
                 killed = "cancelled"
             elif time.monotonic() > deadline:
                 killed = "timeout"
+            elif time.monotonic() >= next_disk_check:
+                disk = over_disk_limit(job.workdir, int(limits.disk))
+                killed = "disk" if disk else ""
+                next_disk_check = time.monotonic() + DISK_CHECK_S
             if killed:
                 _kill(container)
                 break
@@ -223,6 +230,8 @@ class DockerBackend(SandboxBackend):
         if not killed:
             read_report(run, report)
         self._explain(run, state, killed, sampler.pids, limits)
+        if run.status == "disk":
+            run.message = disk
         return run
 
     @staticmethod
@@ -241,8 +250,9 @@ class DockerBackend(SandboxBackend):
             run.message = f"it reached the limit of {limits.pids} processes and threads (a fork bomb?)"
         elif killed == "timeout":
             run.status, run.message = "timeout", f"ran longer than the {limits.timeout:g} s time limit"
-        elif killed == "cancelled":
-            run.status, run.message = "cancelled", "grading was interrupted"
+        elif killed in ("cancelled", "disk"):
+            run.status = killed
+            run.message = "grading was interrupted" if killed == "cancelled" else ""
 
 
 

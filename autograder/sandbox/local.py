@@ -22,6 +22,7 @@ import psutil
 from autograder.errors import UserError
 from autograder.sandbox.base import (
     CANCEL,
+    DISK_CHECK_S,
     GPU_SAMPLE_S,
     REPORT_CAP,
     RUNNER,
@@ -31,6 +32,7 @@ from autograder.sandbox.base import (
     SandboxBackend,
     SandboxJob,
     SandboxRun,
+    over_disk_limit,
     read_report,
     sandbox_env,
     write_job_file,
@@ -39,7 +41,6 @@ from autograder.sandbox.gpus import memory_used as gpu_memory_used
 from autograder.spec import human_size
 
 POLL_S = 0.05
-FILE_SIZE_CAP = 2 * 1024**3
 
 
 def local_env(workdir: Path, cpus: float, gpu_ids: list[str]) -> dict[str, str]:
@@ -81,7 +82,7 @@ class LocalBackend(SandboxBackend):
         limits = job.limits
         # Per-process ceilings the RSS watchdog can't react to in time; the runner sets them on itself
         # (a preexec_fn is not safe while other threads run) and the kernel inherits them.
-        rlimits = {"data": int(limits.memory), "fsize": FILE_SIZE_CAP, "core": 0}
+        rlimits = {"data": int(limits.memory), "fsize": int(limits.disk), "core": 0}
         job_file = write_job_file(job, rlimits=rlimits)
         read_fd, write_fd = os.pipe()
         cmd = [sys.executable, "-I", "-B", str(RUNNER), job_file, "--report-fd", str(write_fd)]
@@ -102,7 +103,7 @@ class LocalBackend(SandboxBackend):
         report = _CappedReader(os.fdopen(read_fd, "rb"), REPORT_CAP + 1)
         for reader in (out, err, report):
             reader.start()
-        status, message, peak, peak_gpu = self._watch(proc, limits, bool(job.gpu_ids))
+        status, message, peak, peak_gpu = self._watch(proc, job)
         for reader in (out, err, report):
             reader.join(timeout=10)
         run = SandboxRun(
@@ -114,9 +115,11 @@ class LocalBackend(SandboxBackend):
             read_report(run, report.buffer)
         return run
 
-    def _watch(self, proc: subprocess.Popen, limits, gpus: bool) -> tuple[str, str, int, int | None]:
-        """Poll until exit, killing the whole tree at the time or memory limit;
+    def _watch(self, proc: subprocess.Popen, job: SandboxJob) -> tuple[str, str, int, int | None]:
+        """Poll until exit, killing the whole tree at the time, memory or disk limit;
         returns (status, why, peak memory, peak GPU memory)."""
+        limits, gpus = job.limits, bool(job.gpu_ids)
+        next_disk_check = time.monotonic() + DISK_CHECK_S
         root = psutil.Process(proc.pid)
         seen: dict[int, psutil.Process] = {proc.pid: root}
         deadline = time.monotonic() + limits.timeout
@@ -148,6 +151,12 @@ class LocalBackend(SandboxBackend):
             if CANCEL.is_set():
                 status, message = "cancelled", "grading was interrupted"
                 break
+            if time.monotonic() >= next_disk_check:
+                why = over_disk_limit(job.workdir, int(limits.disk))
+                if why:
+                    status, message = "disk", why
+                    break
+                next_disk_check = time.monotonic() + DISK_CHECK_S
             if time.monotonic() > deadline:
                 status, message = "timeout", f"ran longer than the {limits.timeout:g} s time limit"
                 break

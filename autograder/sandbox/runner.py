@@ -278,6 +278,8 @@ def run_probe(job: dict) -> dict:
     if job.get("gpu_memory_bytes"):
         cap_gpu_memory(job["gpu_memory_bytes"])
     folder = Path(job["exports_dir"])
+    if any(_holds(path, b"_load_from_bytes") for path in folder.glob("*.pkl")):
+        _load_tensors_on_cpu_without_gpu()
     exports: dict = {}
     export_status: dict[str, str] = {}
     for name in job["exports"]:
@@ -318,6 +320,35 @@ def run_probe(job: dict) -> dict:
         except BaseException as exc:  # noqa: BLE001
             probes[name] = {"status": "failed", "error": f"{type(exc).__name__}: {exc}"[:ERROR_TEXT_CAP]}
     return {"status": "ok", "probes": probes, "exports": export_status}
+
+
+def _holds(path: Path, needle: bytes) -> bool:
+    import mmap
+
+    try:
+        with path.open("rb") as f, mmap.mmap(f.fileno(), 0, access=mmap.ACCESS_READ) as m:
+            return m.find(needle) != -1
+    except (OSError, ValueError):  # ValueError: an empty file can't be mapped
+        return False
+
+
+def _load_tensors_on_cpu_without_gpu() -> None:
+    """Exports pickled after training on a GPU hold CUDA tensors, which torch refuses to load where
+    there is no GPU (the probe stage's default): map them to the CPU instead."""
+    import io
+
+    try:
+        import torch
+        import torch.storage
+    except ImportError:
+        return
+    if torch.cuda.is_available():
+        return
+
+    def load_on_cpu(data: bytes):
+        return torch.load(io.BytesIO(data), map_location="cpu", weights_only=False)
+
+    torch.storage._load_from_bytes = load_on_cpu  # what a pickled torch storage calls when loaded
 
 
 def _plain_arrays(result, np) -> dict:
