@@ -89,7 +89,7 @@ def main() -> None:
 
     ratio = med("docker", "wall") / med("local", "wall")
     lines = [
-        f"## Docker backend against local, {date.today().isoformat()}",
+        f"### Docker backend against local, {date.today().isoformat()}",
         "",
         f"`benchmarks/backends.py -n {args.n}`: the toy lab's trivial notebook, one job at a time, submissions "
         f"alternating between the backends; {platform.machine()}, {len(os.sched_getaffinity(0))} CPUs, image "
