@@ -319,8 +319,8 @@ def cmd_sandbox_build(args) -> int:
             return 0
         err.print(f"building {options.tag}: {status.reason or 'stale'}", markup=False, highlight=False)
     result = build_image(options, log=lambda line: err.print(line, markup=False, highlight=False))
-    out.print(f"[green]built[/] {result.tag} ({result.size_bytes / 1024**3:.2f} GiB, Python {result.python}, "
-              f"torch {result.torch or 'none'}) in {result.build_seconds:.0f} s")
+    out.print(f"[green]built[/] {result.tag} ({result.image_id[:19]}, {result.size_bytes / 1024**3:.2f} GiB, "
+              f"Python {result.python}, torch {result.torch or 'none'}) in {result.build_seconds:.0f} s")
     return 0
 
 

@@ -75,7 +75,6 @@ class DockerBackend(SandboxBackend):
         self.image = self.settings.image or DEFAULT_IMAGE
         self.runtime = self.settings.runtime
         self._client = None
-        self._checked = False
 
     @property
     def client(self):
@@ -204,15 +203,15 @@ class DockerBackend(SandboxBackend):
         sampler.start()
         deadline = time.monotonic() + limits.timeout
         next_disk_check = time.monotonic() + DISK_CHECK_S
-        killed = disk = ""
+        killed: tuple[str, str] | None = None  # (status, why) when we stopped it
         while waiter.is_alive():
             if CANCEL.is_set():
-                killed = "cancelled"
+                killed = ("cancelled", "grading was interrupted")
             elif time.monotonic() > deadline:
-                killed = "timeout"
+                killed = ("timeout", f"ran longer than the {limits.timeout:g} s time limit")
             elif time.monotonic() >= next_disk_check:
-                disk = over_disk_limit(job.workdir, int(limits.disk))
-                killed = "disk" if disk else ""
+                why = over_disk_limit(job.workdir, int(limits.disk))
+                killed = ("disk", why) if why else None
                 next_disk_check = time.monotonic() + DISK_CHECK_S
             if killed:
                 _kill(container)
@@ -230,14 +229,12 @@ class DockerBackend(SandboxBackend):
         if not killed:
             read_report(run, report)
         self._explain(run, state, killed, sampler.pids, limits)
-        if run.status == "disk":
-            run.message = disk
         return run
 
     @staticmethod
-    def _explain(run: SandboxRun, state: dict, killed: str, pids_peak: int, limits) -> None:
+    def _explain(run: SandboxRun, state: dict, killed: tuple[str, str] | None, pids_peak: int, limits) -> None:
         """Why the run stopped, from the engine's state: a limit the engine enforced outranks how
-        the runner saw its consequence (a dead kernel, an error from fork)."""
+        the runner saw its consequence (a dead kernel, an error from fork) and our own kill."""
         reported = (run.report or {}).get("status", "ok")
         trouble = killed or run.status != "ok" or reported != "ok"
         if (run.report or {}).get("forks_refused"):
@@ -248,12 +245,8 @@ class DockerBackend(SandboxBackend):
         elif pids_peak >= limits.pids and trouble:
             run.status = "pids"
             run.message = f"it reached the limit of {limits.pids} processes and threads (a fork bomb?)"
-        elif killed == "timeout":
-            run.status, run.message = "timeout", f"ran longer than the {limits.timeout:g} s time limit"
-        elif killed in ("cancelled", "disk"):
-            run.status = killed
-            run.message = "grading was interrupted" if killed == "cancelled" else ""
-
+        elif killed:
+            run.status, run.message = killed
 
 
 class _Sampler(threading.Thread):

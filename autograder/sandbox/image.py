@@ -313,13 +313,18 @@ def _chunks(stream, size: int = 1 << 20) -> Iterator[bytes]:
         yield chunk
 
 
+# pip's complaints about index locations a machine's pip.conf names but doesn't have: one per
+# package, and nothing to do with the build.
+_PIP_NOISE = re.compile(r"^WARNING: Location '.*' is ignored")
+
+
 def _stream(cmd: list[str], log: Log, keep: int = 20) -> tuple[int, str]:
     """Run a command, passing its output lines to `log`; its exit code and last lines."""
     tail: deque[str] = deque(maxlen=keep)
     with subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, errors="replace") as proc:
         for line in proc.stdout:
             line = line.rstrip()
-            if line:
+            if line and not _PIP_NOISE.match(line):
                 tail.append(line)
                 log(line)
     return proc.returncode, "\n".join(tail)
@@ -565,7 +570,6 @@ def build_image(options: BuildOptions | None = None, log: Log = _quiet) -> Build
         torch=report["torch"], build_seconds=round(time.monotonic() - start, 1), base_image=base,
         wheelhouse=wheelhouse, wheelhouse_reused=reused,
     )
-    log(f"built {result.tag} ({result.image_id[:19]}, {_mb(result.size_bytes)}) in {result.build_seconds:.0f} s")
     return result
 
 
