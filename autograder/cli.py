@@ -69,6 +69,8 @@ def parser() -> argparse.ArgumentParser:
     run.add_argument("--memory", type=_size, help="override the lab's memory limit, e.g. 2GiB")
     run.add_argument("--cpus", type=_positive, help="override the lab's CPU limit")
     run.add_argument("--pids", type=int, help="override the lab's limit on processes and threads (docker)")
+    run.add_argument("--shm", type=_size, help="override the lab's /dev/shm size, e.g. 1GiB (docker)")
+    run.add_argument("--disk", type=_size, help="override what a run may write into its folder, e.g. 8GiB")
     run.add_argument("--gpu-memory-gb", type=_positive, help="override the lab's per-process GPU memory cap")
 
     p = argparse.ArgumentParser(
@@ -158,7 +160,8 @@ def _say(*lines: str) -> None:
 
 def _limits(args) -> dict:
     overrides = {"timeout": args.timeout, "cell_timeout": args.cell_timeout, "memory": args.memory,
-                 "cpus": args.cpus, "pids": args.pids, "gpu_memory_gb": args.gpu_memory_gb}
+                 "cpus": args.cpus, "pids": args.pids, "shm": args.shm, "disk": args.disk,
+                 "gpu_memory_gb": args.gpu_memory_gb}
     return {k: v for k, v in overrides.items() if v is not None}
 
 
@@ -230,7 +233,8 @@ def cmd_grade(args) -> int:
     submissions = discover(args.submissions)
     store = _store(args)
     results = _grade(lab, submissions, store, args, args.force)
-    print_results(out, results, f"{lab.name} (lab version {lab.version})")
+    backends = ", ".join(sorted({r.backend for r in results if r.backend})) or "no"
+    print_results(out, results, f"{lab.name} (lab version {lab.version}; {backends} backend)")
     return 1 if any(r.verdict == "error" for r in results) else 0
 
 
@@ -318,7 +322,7 @@ def cmd_sandbox_build(args) -> int:
             out.print(f"[green]up to date[/] {options.tag}: {escape(status.reason) or 'built from sandbox/ as it is'}")
             return 0
         err.print(f"building {options.tag}: {status.reason or 'stale'}", markup=False, highlight=False)
-    result = build_image(options, log=lambda line: err.print(line, markup=False, highlight=False))
+    result = build_image(options, log=lambda line: err.print(line, markup=False, highlight=False, soft_wrap=True))
     out.print(f"[green]built[/] {result.tag} ({result.image_id[:19]}, {result.size_bytes / 1024**3:.2f} GiB, "
               f"Python {result.python}, torch {result.torch or 'none'}) in {result.build_seconds:.0f} s")
     return 0

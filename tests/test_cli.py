@@ -120,3 +120,13 @@ def test_ctrl_c_stops_the_sandboxes_and_records_nothing_half_done(course, submis
     time.sleep(0.5)
     assert marked() == []
     assert sqlite3.connect(db).execute("SELECT COUNT(*) FROM results").fetchone()[0] == 0
+
+
+def test_a_limit_override_out_of_range_is_a_usage_error(course, submissions, capsys):
+    submissions("ana")
+    args = ["grade", "toy", str(submissions.folder), "--root", str(course)]
+    assert main([*args, "--pids", "3"]) == 2
+    err = capsys.readouterr().err
+    assert err.startswith("error: --pids: Input should be greater than or equal to 16") and "Traceback" not in err
+    assert main([*args, "--gpus", "0,0"]) == 2
+    assert "not a list of distinct GPU indices" in capsys.readouterr().err

@@ -24,20 +24,17 @@ from autograder.sandbox.image import (
     DEFAULT_IMAGE,
     LABEL,
     BuildOptions,
-    Target,
     bootstrap_base,
     build_image,
     combined_requirements,
-    download_wheelhouse,
     engine,
     ensure_base,
     has_image,
     image_status,
-    manylinux_platforms,
-    sha256_text,
     stage_tag,
     staleness,
 )
+from autograder.sandbox.wheelhouse import Target, download_wheelhouse, manylinux_platforms, sha256_text
 
 SANDBOX = Path(__file__).resolve().parents[1] / "sandbox"
 DOCKERFILE = (SANDBOX / "Dockerfile").read_text()

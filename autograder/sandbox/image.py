@@ -11,17 +11,15 @@ and the docker backend whether the image is current, from the labels the build p
 
 from __future__ import annotations
 
-import hashlib
 import json
 import os
 import re
 import shutil
 import subprocess
-import sys
 import tempfile
 import time
 from collections import deque
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Iterator
 from pathlib import Path
 
 import docker
@@ -31,6 +29,14 @@ from docker.utils import parse_repository_tag
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 
 from autograder.errors import UserError
+from autograder.sandbox.wheelhouse import (
+    Log,
+    Target,
+    download_wheelhouse,
+    quiet,
+    sha256_text,
+    stream,
+)
 
 DEFAULT_IMAGE = "autograder-sandbox:latest"
 # The image's unprivileged user (sandbox/Dockerfile); a root host chowns each work dir to it.
@@ -58,13 +64,6 @@ ENGINE_HINT = "start it: dockerd &  (as root), or install Debian's docker.io: ap
 # Loose on purpose (the engine has the last word): enough to fail before a 2-minute build.
 IMAGE_NAME = r"[a-z0-9][a-z0-9._/:-]*(:\w[\w.-]{0,127})?(@sha256:[0-9a-f]{64})?"
 
-Log = Callable[[str], None]
-
-
-def _quiet(_: str) -> None:
-    pass
-
-
 class BuildOptions(BaseModel):
     """What `autograder sandbox build` may change; the defaults build the CPU image."""
 
@@ -91,24 +90,6 @@ class BuildOptions(BaseModel):
         if not re.fullmatch(IMAGE_NAME, value) or value.endswith((":", "/")):
             raise ValueError(f"{value!r} is not an image name (lower case, e.g. autograder-sandbox:latest)")
         return value
-
-
-class Target(BaseModel):
-    """The image's interpreter, as far as choosing wheels goes."""
-
-    python: str  # "3.11"
-    abi: str  # "cp311"
-    glibc: str  # "2.36"
-    arch: str  # "x86_64"
-
-    def platforms(self) -> list[str]:
-        return manylinux_platforms(self.glibc, self.arch)
-
-    def pip_args(self) -> list[str]:
-        args = ["--only-binary=:all:", "--python-version", self.python, "--implementation", "cp", "--abi", self.abi]
-        for platform in self.platforms():
-            args += ["--platform", platform]
-        return args
 
 
 class BuildResult(BaseModel):
@@ -206,10 +187,6 @@ def combined_requirements(requirements: str, torch: str) -> str:
     return "\n".join(lines) + "\n"
 
 
-def sha256_text(text: str) -> str:
-    return hashlib.sha256(text.encode()).hexdigest()
-
-
 def _distributions(requirements: str) -> list[str]:
     """Project names in a requirements text (options and URLs skipped), to check they got installed."""
     names = []
@@ -220,30 +197,10 @@ def _distributions(requirements: str) -> list[str]:
     return names
 
 
-def manylinux_platforms(glibc: str | tuple[int, int], arch: str) -> list[str]:
-    """`pip download --platform` tags for wheels that run on this glibc, newest first.
-
-    pip does not widen a `manylinux_2_X` platform to older ones by itself (it does only for the
-    legacy manylinux2014/2010 names), so every compatible tag is passed, with the legacy aliases.
-    """
-    major, minor = (int(p) for p in glibc.split(".")[:2]) if isinstance(glibc, str) else glibc
-    if major != 2:
-        raise UserError(f"glibc {major}.{minor} is not a glibc 2.x; manylinux wheels can't be chosen for it")
-    legacy = {17: "manylinux2014", 12: "manylinux2010", 5: "manylinux1"}
-    old_arches = {"x86_64", "i686"}
-    lowest = 5 if arch in old_arches else 17
-    tags = []
-    for m in range(minor, lowest - 1, -1):
-        tags.append(f"manylinux_2_{m}_{arch}")
-        if m in legacy and (arch in old_arches or m == 17):
-            tags.append(f"{legacy[m]}_{arch}")
-    return tags
-
-
 # --- step 1: the base image -------------------------------------------------------------------
 
 
-def ensure_base(client: docker.DockerClient, base: str, log: Log = _quiet, mirror: str = DEBIAN_MIRROR) -> str:
+def ensure_base(client: docker.DockerClient, base: str, log: Log = quiet, mirror: str = DEBIAN_MIRROR) -> str:
     """The base to build FROM: `base` if here or pullable; for the default base, a Debian one."""
     if has_image(client, base):
         log(f"base image {base}: present")
@@ -268,7 +225,7 @@ def ensure_base(client: docker.DockerClient, base: str, log: Log = _quiet, mirro
 
 
 def bootstrap_base(
-    client: docker.DockerClient, name: str = BOOTSTRAP_BASE, log: Log = _quiet, mirror: str = DEBIAN_MIRROR
+    client: docker.DockerClient, name: str = BOOTSTRAP_BASE, log: Log = quiet, mirror: str = DEBIAN_MIRROR
 ) -> str:
     """A Debian bookworm image from Debian's own packages: `debootstrap` then `docker import`."""
     fallback = "or pass --base-image IMAGE with an image this engine already has (see: docker images)"
@@ -288,7 +245,7 @@ def bootstrap_base(
         rootfs = Path(tmp) / "rootfs"
         cmd = ["debootstrap", "--variant=minbase", "--include=python3,python3-venv", "bookworm", str(rootfs), mirror]
         log(f"bootstrapping {name}: {' '.join(cmd)}")
-        code, tail = _stream([*cmd], log)
+        code, tail = stream([*cmd], log)
         if code:
             raise UserError(
                 f"debootstrap failed (exit {code}):\n{tail}",
@@ -313,23 +270,6 @@ def _chunks(stream, size: int = 1 << 20) -> Iterator[bytes]:
         yield chunk
 
 
-# pip's complaints about index locations a machine's pip.conf names but doesn't have: one per
-# package, and nothing to do with the build.
-_PIP_NOISE = re.compile(r"^WARNING: Location '.*' is ignored")
-
-
-def _stream(cmd: list[str], log: Log, keep: int = 20) -> tuple[int, str]:
-    """Run a command, passing its output lines to `log`; its exit code and last lines."""
-    tail: deque[str] = deque(maxlen=keep)
-    with subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, errors="replace") as proc:
-        for line in proc.stdout:
-            line = line.rstrip()
-            if line and not _PIP_NOISE.match(line):
-                tail.append(line)
-                log(line)
-    return proc.returncode, "\n".join(tail)
-
-
 # --- step 2: the image's Python ---------------------------------------------------------------
 
 _PROBE = """
@@ -343,7 +283,7 @@ print(json.dumps({
 
 
 def probe_target(
-    client: docker.DockerClient, dockerfile: Path, base: str, log: Log = _quiet, no_cache: bool = False
+    client: docker.DockerClient, dockerfile: Path, base: str, log: Log = quiet, no_cache: bool = False
 ) -> Target:
     """Build the Dockerfile's `python` stage and ask its interpreter what wheels it takes."""
     text = dockerfile.read_text()
@@ -390,54 +330,6 @@ def _run(client: docker.DockerClient, image: str, command: list[str]) -> str:
 
 
 # --- step 3: the wheelhouse -------------------------------------------------------------------
-
-
-def download_wheelhouse(
-    requirements: str,
-    target: Target,
-    cache_dir: Path,
-    pip_args: Sequence[str] = (),
-    log: Log = _quiet,
-    no_cache: bool = False,
-) -> tuple[Path, bool]:
-    """Wheels for `requirements` on `target`, downloaded on the host; (folder, reused?).
-
-    Kept under a key of everything that decides which wheels come, so a rebuild reuses them. A
-    folder appears under its key only once complete (downloaded beside it, then renamed).
-    """
-    key = sha256_text(json.dumps([requirements, target.model_dump(), list(pip_args)], sort_keys=True))[:16]
-    final = cache_dir / key
-    if final.is_dir() and not no_cache:
-        wheels = list(final.glob("*.whl"))
-        log(f"wheelhouse: reusing {final} ({len(wheels)} wheels, {_mb(sum(w.stat().st_size for w in wheels))})")
-        return final, True
-    cache_dir.mkdir(parents=True, exist_ok=True)
-    partial = Path(tempfile.mkdtemp(prefix=f"{key}.partial-", dir=cache_dir))
-    try:
-        (partial / "requirements.txt").write_text(requirements)
-        cmd = [sys.executable, "-m", "pip", "download", "--dest", str(partial), "--progress-bar", "off",
-               *target.pip_args(), "-r", str(partial / "requirements.txt"), *pip_args]
-        log(f"wheelhouse: downloading for {target.abi}, glibc {target.glibc}, {target.arch} into {final}")
-        code, tail = _stream(cmd, log)
-        if code:
-            raise UserError(
-                f"pip could not download the sandbox's wheels for Python {target.python}, glibc {target.glibc}, "
-                f"{target.arch} (exit {code}):\n{tail}",
-                "check the names and versions in sandbox/requirements.txt and --torch: only binary wheels for the "
-                "image's platform can be used; pass --pip-arg=--index-url=URL (or --extra-index-url) for another "
-                "index",
-            )
-        if final.exists():
-            shutil.rmtree(final)
-        partial.rename(final)
-    finally:
-        if partial.exists():
-            shutil.rmtree(partial, ignore_errors=True)
-    return final, False
-
-
-def _mb(size: int) -> str:
-    return f"{size / 1e6:.0f} MB"
 
 
 # --- steps 4 and 5: build and smoke-test ------------------------------------------------------
@@ -513,7 +405,7 @@ def smoke_test(client: docker.DockerClient, image: str, imports: list[str], requ
     return report
 
 
-def build_image(options: BuildOptions | None = None, log: Log = _quiet) -> BuildResult:
+def build_image(options: BuildOptions | None = None, log: Log = quiet) -> BuildResult:
     """Build (and smoke-test) the sandbox image; the tag moves only to an image that passed."""
     options = options or BuildOptions()
     start = time.monotonic()
