@@ -158,6 +158,12 @@ def _say(*lines: str) -> None:
     sys.stderr.write("".join(f"{line}\n" for line in lines if line))
 
 
+def _option_error(exc: ValidationError) -> UserError:
+    """A CLI value the models refuse, named as the option the user typed."""
+    problem = exc.errors()[0]
+    return UserError(f"--{str(problem['loc'][0]).replace('_', '-')}: {problem['msg']}")
+
+
 def _limits(args) -> dict:
     overrides = {"timeout": args.timeout, "cell_timeout": args.cell_timeout, "memory": args.memory,
                  "cpus": args.cpus, "pids": args.pids, "shm": args.shm, "disk": args.disk,
@@ -185,8 +191,7 @@ def _grade(lab, submissions, store, args, force: bool):
         backend = get_backend(args.backend, BackendSettings(image=args.image, runtime=args.runtime))
         grader = Grader(lab, store, backend, options)
     except ValidationError as exc:
-        problem = exc.errors()[0]
-        raise UserError(f"--{problem['loc'][0]}: {problem['msg']}".replace("_", "-")) from None
+        raise _option_error(exc) from None
     if backend.name == "docker":
         _note_stale_image(backend, args.root)
     if not backend.isolates:
@@ -311,8 +316,7 @@ def cmd_sandbox_build(args) -> int:
         options = BuildOptions(**{k: v for k, v in given.items() if v is not None}, pip_args=args.pip_args,
                                no_cache=args.no_cache, context_dir=_sandbox_context(args.root))
     except ValidationError as exc:
-        problem = exc.errors()[0]
-        raise UserError(f"--{str(problem['loc'][0]).replace('_', '-')}: {problem['msg']}") from None
+        raise _option_error(exc) from None
     if args.if_stale:
         from autograder.sandbox.image import engine, image_status
 
