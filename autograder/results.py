@@ -18,6 +18,16 @@ def now() -> datetime:
     return datetime.now(UTC)
 
 
+class Override(BaseModel):
+    """A TA's decision on one criterion; it outlives regrades until removed."""
+
+    status: Literal["pass", "fail"]
+    note: str
+    by: str
+    at: datetime = Field(default_factory=now)
+    was: Status | None = Field(None, description="What the grader said before the decision was applied.")
+
+
 class CriterionResult(BaseModel):
     id: str
     kind: str
@@ -25,8 +35,11 @@ class CriterionResult(BaseModel):
     value: float | int | str | None = None
     threshold: float | int | str | None = None
     message: str = Field(description="One line the student understands.")
+    advice: str = Field("", description="One sentence on what to do next.")
     required: bool = True
-    details: dict[str, Any] = Field(default_factory=dict)
+    details: dict[str, Any] = Field(default_factory=dict, description="Evidence for the TA; not all of it is "
+                                    "shown to the student.")
+    override: Override | None = None
 
 
 class ExecutionResult(BaseModel):
@@ -51,18 +64,29 @@ class ProbeStatus(BaseModel):
     keys: list[str] = Field(default_factory=list)
 
 
+class ModelStats(BaseModel):
+    """Size of one exported torch module, measured in the probe sandbox."""
+
+    parameters: int = Field(ge=0, description="All parameters (numel), trainable or not.")
+    trainable: int = Field(ge=0)
+    bytes: int = Field(ge=0, description="Size of its state_dict as torch.save writes it.")
+
+
 class ProbeReport(BaseModel):
     status: Literal["ok", "skipped", "timeout", "memory", "pids", "disk", "crashed", "harness-error"]
     message: str = ""
     duration_s: float = 0.0
     probes: dict[str, ProbeStatus] = Field(default_factory=dict)
     exports: dict[str, str] = Field(default_factory=dict, description="export -> 'ok' or why it failed to load")
+    models: dict[str, ModelStats] = Field(default_factory=dict, description="Exports that are torch modules.")
 
 
 class HiddenTestResult(BaseModel):
     name: str
     outcome: Literal["passed", "failed", "error", "skipped"]
-    message: str = ""
+    message: str = Field("", description="Shown to the student only when the test is public.")
+    public: bool = Field(False, description="Marked @pytest.mark.public: its failure message may be shown.")
+    weight: float = Field(1.0, ge=0, description="From @pytest.mark.weight(w), for partial credit.")
 
 
 class SubmissionResult(BaseModel):

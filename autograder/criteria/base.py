@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from abc import ABC, abstractmethod
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Any, ClassVar
+from typing import TYPE_CHECKING, Any, ClassVar, Literal
 
 import numpy as np
 from pydantic import BaseModel, ConfigDict, Field
@@ -27,6 +27,8 @@ class CriterionSpec(BaseModel):
     kind: str
     title: str = ""
     required: bool = Field(True, description="A required criterion must pass for G; others are advice.")
+    on_fail: Literal["U", "review"] = Field(
+        "U", description="What failing it means: U, or `review` to send the submission to a human instead.")
 
 
 class ThresholdSpec(CriterionSpec):
@@ -94,11 +96,24 @@ class Evidence:
     submitted: NotebookNode | None = None  # as handed in, before papermill touched it
 
 
+DEFAULT_ADVICE: dict[str, str] = {
+    "pass": "Nothing to do.",
+    "review": "Nothing to do for now: a teacher will look at this and contact you if needed.",
+    "fail": "Fix what the message says and hand in again.",
+    "error": "Not your fault: the course staff have been told; nothing to do.",
+    "skipped": "Make the notebook run from top to bottom first; this is checked after that.",
+}
+
+
 class Criterion(ABC):
-    """One kind of check. Subclasses set `kind` and `Spec` and are registered by kind."""
+    """One kind of check. Subclasses set `kind` and `Spec` and are registered by kind.
+
+    `advice` gives the one sentence on what to do for each status; a result may carry its own.
+    """
 
     kind: ClassVar[str]
     Spec: ClassVar[type[CriterionSpec]]
+    advice: ClassVar[dict[str, str]] = {}
 
     def __init__(self, spec: CriterionSpec) -> None:
         self.spec = spec
@@ -107,15 +122,23 @@ class Criterion(ABC):
     def evaluate(self, evidence: Evidence) -> CriterionResult: ...
 
     def check(self, evidence: Evidence) -> CriterionResult:
-        """evaluate(), turning missing evidence into `skipped`/`fail`/`error` with the reason."""
+        """evaluate(), turning missing evidence into `skipped`/`fail`/`error` with the reason, a
+        failure into `review` where the rubric says so, and adding the sentence on what to do."""
         try:
-            return self.evaluate(evidence)
+            result = self.evaluate(evidence)
         except EvidenceMissing as missing:
             if not missing.student:
-                return self.result("error", missing.message)
-            ran = evidence.execution is not None and evidence.execution.status == "ok"
-            # Upstream failures (the notebook stopped) are reported once, by notebook-runs.
-            return self.result("fail" if ran else "skipped", _sentence(missing.message))
+                result = self.result("error", missing.message)
+            else:
+                ran = evidence.execution is not None and evidence.execution.status == "ok"
+                # Upstream failures (the notebook stopped) are reported once, by notebook-runs.
+                result = self.result("fail" if ran else "skipped", _sentence(missing.message))
+        if result.status == "fail" and self.spec.on_fail == "review":
+            result.status = "review"
+            result.details.setdefault("failed", True)  # the rubric sends this failure to a human
+        if not result.advice:
+            result.advice = self.advice.get(result.status) or DEFAULT_ADVICE[result.status]
+        return result
 
     def result(
         self,
@@ -123,6 +146,7 @@ class Criterion(ABC):
         message: str,
         value: float | int | str | None = None,
         threshold: float | int | str | None = None,
+        advice: str = "",
         **details: Any,
     ) -> CriterionResult:
         return CriterionResult(
@@ -132,6 +156,7 @@ class Criterion(ABC):
             value=value,
             threshold=threshold,
             message=message,
+            advice=advice,
             required=self.spec.required,
             details=details,
         )

@@ -21,7 +21,8 @@ if TYPE_CHECKING:
 
 class LockedCellsSpec(CriterionSpec):
     kind: Literal["locked-cells"]
-    on_change: Literal["review", "fail"] = Field("review", description="What an edited or deleted locked cell gets.")
+    on_fail: Literal["U", "review"] = Field(
+        "review", description="What an edited or deleted locked cell means: `review` (default) or U.")
 
 
 def locked_checksums(nb: NotebookNode) -> dict[str, str]:
@@ -54,6 +55,7 @@ class LockedCells(Criterion):
     kind = "locked-cells"
     Spec = LockedCellsSpec
     spec: LockedCellsSpec
+    advice = {"fail": "Copy the changed cells back from the notebook you were given, unedited, and hand in again."}
 
     def evaluate(self, evidence: Evidence) -> CriterionResult:
         if evidence.submitted is None:
@@ -70,9 +72,9 @@ class LockedCells(Criterion):
             parts.append(f"edited: {', '.join(edited)}")
         if deleted:
             parts.append(f"deleted: {', '.join(deleted)}")
-        action = "a teacher will look at it" if self.spec.on_change == "review" else "restore them from the original"
+        action = "a teacher will look at it" if self.spec.on_fail == "review" else "restore them from the original"
         return self.result(
-            self.spec.on_change,
+            "fail",
             f"Cells that must stay as handed out were changed ({'; '.join(parts)}): {action}.",
             len(edited) + len(deleted), 0, edited=edited, deleted=deleted,
         )
