@@ -29,7 +29,16 @@ def spec_union() -> object:
     return Annotated[Union[specs], Field(discriminator="kind")]  # noqa: UP007
 
 
-# Built-in kinds register themselves on import.
-from autograder.criteria import accuracy, hidden_tests, locked_cells, notebook_runs, reflection  # noqa: E402,F401
+def _import_builtin_kinds() -> None:
+    """Every module of this package but base defines kinds that register themselves on import."""
+    import importlib
+    import pkgutil
+
+    for module in sorted(m.name for m in pkgutil.iter_modules(__path__)):
+        if module != "base":
+            importlib.import_module(f"{__name__}.{module}")
+
+
+_import_builtin_kinds()
 
 __all__ = ["CRITERIA", "Criterion", "CriterionSpec", "Evidence", "EvidenceMissing", "ProbeData", "build", "register"]
