@@ -92,6 +92,25 @@ def parser() -> argparse.ArgumentParser:
     e.add_argument("--format", "-f", choices=["json", "csv"], default="json")
     e.add_argument("-o", "--output", type=Path, required=True, help="file to write ('-' for stdout)")
 
+    r = sub.add_parser("review", parents=[common, db], help="list what waits for a human, with the evidence",
+                       epilog=EXIT_CODES, formatter_class=argparse.RawDescriptionHelpFormatter)
+    r.add_argument("lab")
+
+    o = sub.add_parser("override", parents=[common, db],
+                       help="record a TA's decision on one criterion; it survives regrading",
+                       epilog=EXIT_CODES, formatter_class=argparse.RawDescriptionHelpFormatter)
+    o.add_argument("lab")
+    o.add_argument("student")
+    o.add_argument("criterion", help="criterion id, as in the rubric")
+    o.add_argument("decision", choices=["pass", "fail", "clear"], help="clear withdraws the standing decision")
+    o.add_argument("--note", default="", help="why (required for pass and fail); the student may read it")
+    o.add_argument("--by", default=None, help="who decides (default: $AUTOGRADER_USER or the login name)")
+
+    sh = sub.add_parser("show", parents=[common, db], help="one student's current result, every criterion",
+                        epilog=EXIT_CODES, formatter_class=argparse.RawDescriptionHelpFormatter)
+    sh.add_argument("lab")
+    sh.add_argument("student")
+
     v = sub.add_parser("validate-lab", parents=[common, run],
                        help="check a lab: it loads, the solved student notebook gets G, the blank one U",
                        epilog=EXIT_CODES, formatter_class=argparse.RawDescriptionHelpFormatter)
@@ -259,6 +278,46 @@ def cmd_export(args) -> int:
     return 0
 
 
+def cmd_review(args) -> int:
+    from autograder.decisions import waiting
+    from autograder.report import print_review
+
+    store = _store(args)
+    if args.lab not in store.labs():
+        raise UserError(f"no results for lab {args.lab!r} in {store.path}",
+                        f"labs with results: {', '.join(store.labs()) or 'none'}")
+    queue = waiting(store, args.lab)
+    print_review(out, queue)
+    if queue:
+        out.print(f"decide with: autograder override {args.lab} STUDENT CRITERION pass|fail --note TEXT")
+    return 0
+
+
+def cmd_override(args) -> int:
+    from autograder.decisions import override
+    from autograder.report import criteria_table
+
+    result = override(_store(args), args.lab, args.student, args.criterion, args.decision, args.note, args.by)
+    out.print(criteria_table(result))
+    out.print(f"{args.student}: {result.verdict} (recorded; regrades keep this decision)")
+    return 0
+
+
+def cmd_show(args) -> int:
+    from autograder.report import criteria_table, clean
+
+    store = _store(args)
+    result = store.latest_of(args.lab, args.student)
+    if result is None:
+        known = ", ".join(r.student for r in store.latest(args.lab)[:20]) or "none"
+        raise UserError(f"no result for {args.student!r} in lab {args.lab!r} in {store.path}",
+                        f"students with results: {known}")
+    out.print(criteria_table(result))
+    for note in result.notes:
+        out.print(clean(f"note: {note}"))
+    return 0
+
+
 def cmd_validate_lab(args) -> int:
     import nbformat
 
@@ -267,11 +326,15 @@ def cmd_validate_lab(args) -> int:
     from autograder.lab import load_lab
     from autograder.report import print_results
     from autograder.store import Store
+    from autograder.validation import cell_problems, probe_problems
 
     lab = load_lab(args.lab, args.root)
     out.print(f"[green]ok[/] {lab.spec_path} and {lab.rubric_path} load")
     if not lab.solution_path.is_file():
         raise UserError(f"{lab.solution_path} does not exist", "the reference solution is needed to validate a lab")
+    problems = cell_problems(lab)
+    if not problems:
+        out.print("[green]ok[/] every cell the rubric names is in the student notebook and the solution")
     expected = {"reference-solution": "G", "student-template": "U"}
     with tempfile.TemporaryDirectory(prefix="autograder-validate-") as tmp:
         reference = Path(tmp) / "reference-solution.ipynb"
@@ -279,12 +342,17 @@ def cmd_validate_lab(args) -> int:
         subs = [take("reference-solution", reference), take("student-template", lab.notebook_path)]
         results = _grade(lab, subs, Store(Path(tmp) / "grades.db"), args, force=True)
     print_results(out, results, f"{lab.name}: validation")
+    probe_found = probe_problems(lab, results[0])
+    if not probe_found:
+        out.print("[green]ok[/] the probes produce every metric and split the rubric names")
+    for problem in problems + probe_found:
+        out.print(f"[red]FAIL[/] {escape(str(problem))}")
     bad = [r for r in results if r.verdict != expected[r.student]]
     for r in bad:
         out.print(f"[red]FAIL[/] {r.student} got {r.verdict}, expected {expected[r.student]}")
     if not bad:
         out.print("[green]ok[/] the solved student notebook gets G and the untouched one gets U")
-    return 1 if bad else 0
+    return 1 if bad or problems or probe_found else 0
 
 
 def cmd_assign(args) -> int:
@@ -368,5 +436,5 @@ def cmd_schema(args) -> int:
     return 0
 
 
-COMMANDS = {"grade": cmd_grade, "export": cmd_export, "validate-lab": cmd_validate_lab, "assign": cmd_assign,
+COMMANDS = {"grade": cmd_grade, "export": cmd_export, "review": cmd_review, "override": cmd_override, "show": cmd_show, "validate-lab": cmd_validate_lab, "assign": cmd_assign,
             "sandbox": cmd_sandbox, "schema": cmd_schema}

@@ -19,7 +19,9 @@ def to_json(results: list[SubmissionResult]) -> str:
             "student": r.student,
             "verdict": r.verdict,
             "criteria": [
-                {"id": c.id, "status": c.status, "value": c.value, "threshold": c.threshold, "message": c.message}
+                {"id": c.id, "status": c.status, "value": c.value, "threshold": c.threshold, "message": c.message,
+                 "advice": c.advice,
+                 "override": c.override.model_dump(mode="json") if c.override is not None else None}
                 for c in r.criteria
             ],
         }

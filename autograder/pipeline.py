@@ -21,6 +21,7 @@ from typing import TypeVar
 
 from autograder import __version__
 from autograder.criteria.base import ProbeData
+from autograder.decisions import apply_overrides
 from autograder.errors import UserError
 from autograder.execute import Executed, execute
 from autograder.execute import request as execute_request
@@ -129,6 +130,7 @@ class Grader:
             result, stages = self._internal_error(sub, exc), []
         if CANCEL.is_set():  # interrupted half-way: record nothing rather than a false `error`
             return result, False
+        result = apply_overrides(result, self.store)
         self.store.record(result, stages)
         return result, False
 

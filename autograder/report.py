@@ -9,7 +9,7 @@ from rich.console import Console
 from rich.table import Table
 from rich.text import Text
 
-from autograder.results import SubmissionResult
+from autograder.results import CriterionResult, SubmissionResult
 
 STYLE = {"G": "bold green", "U": "bold red", "review": "bold yellow", "error": "bold magenta"}
 
@@ -44,8 +44,11 @@ def table(results: list[SubmissionResult], title: str = "") -> Table:
     t.add_column("Failed criteria")
     t.add_column("Reason", max_width=80, overflow="fold")
     for r in results:
-        t.add_row(clean(r.student), Text(r.verdict, style=STYLE[r.verdict]), ", ".join(reasons(r)) or "-",
-                  clean(first_reason(r)))
+        verdict = Text(r.verdict, style=STYLE[r.verdict])
+        decided = [c.id for c in r.criteria if c.override is not None]
+        if decided:  # the verdict says that a teacher decided part of it
+            verdict.append(f" (teacher: {', '.join(decided)})", style="dim")
+        t.add_row(clean(r.student), verdict, ", ".join(reasons(r)) or "-", clean(first_reason(r)))
     return t
 
 
@@ -57,3 +60,67 @@ def summary(results: list[SubmissionResult]) -> str:
 def print_results(console: Console, results: list[SubmissionResult], title: str = "") -> None:
     console.print(table(results, title))
     console.print(f"{len(results)} submissions: {summary(results)}")
+
+
+CRITERION_STYLE = {"pass": "green", "fail": "red", "review": "yellow", "error": "magenta", "skipped": "dim"}
+
+
+def measured(c: CriterionResult) -> str:
+    """'0.812 (bar 0.75)': the value against its bar, as a TA scans it."""
+    if c.value is None:
+        return "-"
+    if c.threshold is None:
+        return _number(c.value)
+    return f"{_number(c.value)} (bar {_number(c.threshold)})"
+
+
+def _number(v: float | int | str) -> str:
+    return f"{v:.3g}" if isinstance(v, float) else str(v)
+
+
+def criteria_table(result: SubmissionResult) -> Table:
+    """Every criterion of one result: status, value against the bar, what was found, what to do."""
+    t = Table(title=f"{result.student}: {result.verdict}", title_justify="left", show_lines=True)
+    for column in ("Criterion", "Status", "Value", "Message", "What to do"):
+        t.add_column(column, overflow="fold")
+    for c in result.criteria:
+        status = Text(c.status, style=CRITERION_STYLE[c.status])
+        if c.override is not None:
+            status.append(f"\n(teacher; was {c.override.was})", style="dim")
+        message = clean(c.message)
+        if c.override is not None:
+            message.append(f"\nDecided by {c.override.by} on {c.override.at:%Y-%m-%d}: {c.override.note}")
+        t.add_row(clean(c.id), status, measured(c), message, clean(c.advice))
+    return t
+
+
+def evidence_lines(c: CriterionResult) -> list[str]:
+    """What a TA needs to decide a criterion under review, from its details."""
+    lines = [f"{c.id} ({c.kind}): {c.message}"]
+    if c.value is not None:
+        lines.append(f"  measured: {measured(c)}")
+    d = c.details
+    if d.get("failed"):
+        lines.append("  it failed its check; the rubric sends such failures to a teacher instead of U")
+    for pair in d.get("similar_to", []) or []:
+        lines.append(f"  similar to {pair.get('student')}: similarity {pair.get('similarity', 0):.2f}")
+    for key, value in d.items():
+        if key in ("text", "similar_to", "own_message", "own_status", "failed") or isinstance(value, (dict, list)):
+            continue
+        lines.append(f"  {key}: {value}")
+    text = d.get("text")
+    if text:
+        lines.append("  text:")
+        lines += [f"    {line}" for line in str(text).splitlines() if line.strip()]
+    return lines
+
+
+def print_review(console: Console, queue: list[tuple[SubmissionResult, list[CriterionResult]]]) -> None:
+    for result, items in queue:
+        console.rule(Text(f"{result.student} ({result.verdict})", style=STYLE[result.verdict]), align="left")
+        for c in items:
+            for line in evidence_lines(c):
+                console.print(clean(line))
+        for note in result.notes:
+            console.print(clean(f"note: {note}"))
+    console.print(f"{len(queue)} submissions wait for a decision")

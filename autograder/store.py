@@ -16,9 +16,9 @@ from pathlib import Path
 from pydantic import BaseModel
 
 from autograder.errors import UserError
-from autograder.results import SubmissionResult, now
+from autograder.results import Override, SubmissionResult, now
 
-SCHEMA_VERSION = 1
+SCHEMA_VERSION = 2  # 2: TA overrides
 DEFAULT_DB = Path(".autograder") / "grades.db"
 
 _SCHEMA = """
@@ -44,6 +44,16 @@ CREATE TABLE IF NOT EXISTS stages (
     artifacts TEXT NOT NULL,
     created_at TEXT NOT NULL
 );
+CREATE TABLE IF NOT EXISTS overrides (
+    id INTEGER PRIMARY KEY AUTOINCREMENT,
+    lab TEXT NOT NULL,
+    student TEXT NOT NULL,
+    criterion TEXT NOT NULL,
+    submission_hash TEXT NOT NULL,
+    decision TEXT NOT NULL,
+    at TEXT NOT NULL
+);
+CREATE INDEX IF NOT EXISTS overrides_by_student ON overrides (lab, student);
 """
 
 
@@ -69,11 +79,11 @@ class Store:
                             "pass --db with a writable path to an autograder database") from exc
         self._lock = threading.Lock()
         row = self._db.execute("SELECT value FROM meta WHERE key='schema_version'").fetchone()
-        if row is None:
-            self._db.execute("INSERT INTO meta VALUES ('schema_version', ?)", (str(SCHEMA_VERSION),))
-        elif int(row[0]) > SCHEMA_VERSION:
+        if row is not None and int(row[0]) > SCHEMA_VERSION:
             raise UserError(f"{self.path} was written by a newer autograder (schema {row[0]})",
                             "upgrade autograder")
+        # Older stores gain the new tables above (CREATE ... IF NOT EXISTS) and keep their rows.
+        self._db.execute("INSERT OR REPLACE INTO meta VALUES ('schema_version', ?)", (str(SCHEMA_VERSION),))
 
     @property
     def artifacts_root(self) -> Path:
@@ -139,3 +149,35 @@ class Store:
             return None
         return StageRecord(key=row[0], stage=row[1], lab=row[2], submission_hash=row[3],
                            result=json.loads(row[4]), artifacts=Path(row[5]))
+
+    def add_override(self, lab: str, student: str, criterion: str, submission_hash: str,
+                     decision: Override | None) -> None:
+        """Record a TA's decision on one criterion of one submission; None withdraws the last one."""
+        payload = decision.model_dump_json() if decision is not None else "null"
+        with self._lock:
+            self._db.execute(
+                "INSERT INTO overrides (lab, student, criterion, submission_hash, decision, at) VALUES (?,?,?,?,?,?)",
+                (lab, student, criterion, submission_hash, payload, now().isoformat()),
+            )
+
+    def overrides(self, lab: str, student: str) -> dict[str, tuple[str, Override]]:
+        """criterion -> (submission hash, decision): the latest standing decision per criterion."""
+        with self._lock:
+            rows = self._db.execute(
+                "SELECT criterion, submission_hash, decision FROM overrides WHERE lab=? AND student=? ORDER BY id",
+                (lab, student),
+            ).fetchall()
+        current: dict[str, tuple[str, Override]] = {}
+        for criterion, sha, payload in rows:
+            if payload == "null":
+                current.pop(criterion, None)
+            else:
+                current[criterion] = (sha, Override.model_validate_json(payload))
+        return current
+
+    def latest_of(self, lab: str, student: str) -> SubmissionResult | None:
+        with self._lock:
+            row = self._db.execute(
+                "SELECT result FROM results WHERE lab=? AND student=? ORDER BY id DESC LIMIT 1", (lab, student)
+            ).fetchone()
+        return SubmissionResult.model_validate_json(row[0]) if row else None

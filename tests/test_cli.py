@@ -72,6 +72,20 @@ def test_validate_lab_fails_when_the_template_would_pass(course, capsys):
     assert "student-template got G, expected U" in capsys.readouterr().out
 
 
+def test_validate_lab_checks_cells_and_probe_outputs_against_the_rubric(course, capsys):
+    rubric = course / "rubrics" / "toy.yaml"
+    text = rubric.read_text().replace("split: test", "split: test\n    probe: scores").replace(
+        "kind: reflection", "kind: reflection\n    cell: essay")
+    rubric.write_text(text + "  - id: val-accuracy\n    kind: accuracy\n    split: train\n    min: 0.5\n")
+    (course / "reference" / "toy" / "probes.py").write_text(
+        "import numpy as np\n\n\ndef probe_scores(exports, inputs):\n"
+        "    return {'test': np.asarray(exports['predict'](inputs['test']))}\n")
+    assert main(["validate-lab", "toy", "--root", str(course)]) == 1
+    out = " ".join(capsys.readouterr().out.split())
+    assert "names cell 'essay', which the student notebook (toy.ipynb) does not have" in out
+    assert "probe 'scores' gives no output for split 'train' (it gives: test)" in out
+
+
 def test_usage_errors_exit_2_with_a_hint(course, tmp_path, capsys):
     assert main(["grade", "toy", str(tmp_path / "missing"), "--root", str(course)]) == 2
     assert "does not exist" in capsys.readouterr().err
