@@ -44,8 +44,10 @@ def config_error(path: Path, exc: ValidationError) -> ConfigError:
     errors = exc.errors(include_url=False)
     first = errors[0]
     loc = first["loc"]
-    # A discriminated union reports the tag as part of the location; drop it from the field.
-    loc = tuple(p for p in loc if not (isinstance(p, str) and p in _kind_tags()))
+    # A discriminated union reports the tag right after the list index; drop it from the field,
+    # and only there: a field may share its name with a kind (`metric` of kind `metric`).
+    tags = _kind_tags()
+    loc = tuple(p for i, p in enumerate(loc) if not (i and isinstance(loc[i - 1], int) and p in tags))
     hint = _HINTS.get(first["type"])
     if len(errors) > 1:
         more = f"{len(errors) - 1} more problem(s) in this file"
