@@ -184,6 +184,11 @@ def _check(lab: Lab) -> None:
                 raise ConfigError(lab.rubric_path, f"criteria[{i}].{attr}",
                                   f"names split {split!r}, which lab.yaml does not define",
                                   f"use one of: {', '.join(lab.spec.splits)}")
+        export = getattr(c, "export", None)
+        if export is not None and export not in lab.spec.exports:
+            raise ConfigError(lab.rubric_path, f"criteria[{i}].export",
+                              f"names export {export!r}, which lab.yaml does not list under `exports`",
+                              f"exports: {', '.join(lab.spec.exports)}")
         if c.kind == "hidden-tests" and not lab.test_files():
             raise ConfigError(lab.rubric_path, f"criteria[{i}]", f"no test_*.py files in {lab.tests_dir}",
                               "add hidden tests or remove the criterion")

@@ -2,11 +2,14 @@
 
 Tests ask for what they need by fixture name (see docs/lab-authoring.md); they never see the
 student's objects, only plain arrays the probes produced, the labels and the executed notebook.
+Two markers shape how a result counts: `@pytest.mark.public` lets the student see the test's name
+and failure message, `@pytest.mark.weight(w)` gives its share of the score (default 1).
 """
 
 from __future__ import annotations
 
 import importlib.util
+import math
 import os
 import sys
 from collections.abc import Callable, Iterator, Mapping
@@ -63,11 +66,34 @@ def import_probes(path: Path) -> ModuleType:
     return _MODULES[path]
 
 
+MARKERS = {
+    "public": "public: the student may see this test's name and failure message",
+    "weight": "weight(w): this test's share of the hidden-tests score, a number >= 0 (default 1)",
+}
+
+
 class JudgePlugin:
     def __init__(self, context: TestContext) -> None:
         self.ctx = context
         self.results: list[HiddenTestResult] = []
         self.errors: list[str] = []
+        self.marks: dict[str, tuple[bool, float]] = {}  # node id -> (public, weight)
+
+    def pytest_configure(self, config: pytest.Config) -> None:
+        for line in MARKERS.values():
+            config.addinivalue_line("markers", line)
+
+    def pytest_collection_modifyitems(self, items: list[pytest.Item]) -> None:
+        for item in items:
+            weight = 1.0
+            mark = item.get_closest_marker("weight")
+            if mark is not None:
+                weight = _weight(mark)
+                if weight is None:
+                    self.errors.append(f"{item.nodeid}: @pytest.mark.weight takes one number >= 0, "
+                                       f"not {mark.args or mark.kwargs}")
+                    weight = 1.0
+            self.marks[item.nodeid] = (item.get_closest_marker("public") is not None, weight)
 
     @pytest.fixture
     def probe_outputs(self) -> ProbeOutputs:
@@ -110,10 +136,21 @@ class JudgePlugin:
         name = report.nodeid.split("::", 1)[-1]
         if report.when == "call" or (report.when == "setup" and not report.passed):
             outcome = report.outcome if report.when == "call" else ("skipped" if report.skipped else "error")
-            self.results.append(HiddenTestResult(name=name, outcome=outcome, message=_message(report)))
+            public, weight = self.marks.get(report.nodeid, (False, 1.0))
+            self.results.append(HiddenTestResult(name=name, outcome=outcome, message=_message(report), public=public,
+                                                 weight=weight))
 
     def pytest_internalerror(self, excrepr) -> None:
         self.errors.append(_first_line(str(excrepr)))
+
+
+def _weight(mark: pytest.Mark) -> float | None:
+    """The number of @pytest.mark.weight(w) (or weight=w), when it is one >= 0."""
+    values = [*mark.args, *mark.kwargs.values()]
+    if len(values) != 1 or isinstance(values[0], bool) or not isinstance(values[0], (int, float)):
+        return None
+    value = float(values[0])
+    return value if math.isfinite(value) and value >= 0 else None
 
 
 def _under(path: str | None, folder: Path) -> bool:

@@ -103,16 +103,37 @@ def evidence_lines(c: CriterionResult) -> list[str]:
     if d.get("failed"):
         lines.append("  it failed its check; the rubric sends such failures to a teacher instead of U")
     for pair in d.get("similar_to", []) or []:
-        lines.append(f"  similar to {pair.get('student')}: similarity {pair.get('similarity', 0):.2f}")
+        lines.append(f"  similar to {pair.get('student')}: similarity {pair.get('similarity', 0):.2f} "
+                     f"(by {pair.get('by', '?')})")
     for key, value in d.items():
-        if key in ("text", "similar_to", "own_message", "own_status", "failed") or isinstance(value, (dict, list)):
+        if key in SHOWN_APART:
             continue
-        lines.append(f"  {key}: {value}")
+        if isinstance(value, list):
+            lines.append(f"  {key}:")
+            lines += [f"    - {_compact(item)}" for item in value[:MAX_ITEMS]]
+            if len(value) > MAX_ITEMS:
+                lines.append(f"    ... and {len(value) - MAX_ITEMS} more")
+        else:
+            lines.append(f"  {key}: {_compact(value)}")
     text = d.get("text")
     if text:
         lines.append("  text:")
         lines += [f"    {line}" for line in str(text).splitlines() if line.strip()]
     return lines
+
+
+SHOWN_APART = {"text", "similar_to", "own_message", "own_status", "own_advice", "failed"}
+MAX_ITEMS = 20
+
+
+def _compact(value: object) -> str:
+    if isinstance(value, dict):
+        return ", ".join(f"{k}: {_compact(v)}" for k, v in value.items() if v not in (None, "", [], {}))
+    if isinstance(value, float):
+        return f"{value:.3g}"
+    if isinstance(value, list):
+        return "[" + ", ".join(_compact(v) for v in value) + "]"
+    return str(value)
 
 
 def print_review(console: Console, queue: list[tuple[SubmissionResult, list[CriterionResult]]]) -> None:

@@ -54,6 +54,14 @@ def test_toy_lab_loads(course):
         (rubric, lambda d: d["criteria"][1].update(split="holdout"), "criteria[1].split", "does not define"),
         (rubric, lambda d: d.update(lab="other"), "lab", "is 'other'"),
         (rubric, lambda d: d["criteria"][1].update(probe="scroes"), "criteria[1].probe", "defines no probe_scroes()"),
+        (rubric, lambda d: d["criteria"].append({"id": "size", "kind": "model-size", "export": "net",
+                                                 "max_parameters": 10}),
+         "criteria[5].export", "does not list under `exports`"),
+        (rubric, lambda d: d["criteria"].append({"id": "size", "kind": "model-size"}), "criteria[5]",
+         "max_parameters"),
+        (rubric, lambda d: d["criteria"][4].update(on_fail="maybe"), "criteria[4].on_fail", "'U' or 'review'"),
+        (rubric, lambda d: d["criteria"].append({"id": "x", "kind": "metric", "metric": "f1", "min": 0.5}),
+         "criteria[5].metric", "known metrics"),
     ],
 )
 def test_malformed_files_name_file_field_and_problem(course, which, change, field, words):

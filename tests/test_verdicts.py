@@ -40,7 +40,7 @@ def test_cohort_gets_a_verdict_with_reasons_each(submissions, grade):
     good = by_id(results["good"])
     assert all(c.status == "pass" for c in good.values())
     assert good["test-accuracy"].value == 1.0 and good["test-accuracy"].threshold == 0.9
-    assert good["hidden-tests"].value == "2/2"
+    assert good["hidden-tests"].value == 1.0 and good["hidden-tests"].details["passed"] == "2/2"
     assert results["good"].metrics["positive_rate"] == pytest.approx(0.5, abs=0.15)
 
     crash = by_id(results["crash"])
@@ -259,7 +259,7 @@ def test_two_labs_with_same_named_hidden_tests_do_not_share_them(submissions, gr
     spec = course / "assignments" / "toy2" / "lab.yaml"
     spec.write_text(spec.read_text().replace("name: toy", "name: toy2"))
     (course / "reference" / "toy2" / "tests" / "test_hidden.py").write_text(
-        "def test_always_fails():\n    assert False, 'toy2 has its own tests'\n")
+        "import pytest\n\n\n@pytest.mark.public\ndef test_always_fails():\n    assert False, 'toy2 has its own tests'\n")
     submissions("good")
     assert grade(submissions.folder)["good"].verdict == "G"
     grader = Grader(load_lab("toy2", course), store, get_backend("local"), Options(scratch=tmp_path))

@@ -1,24 +1,37 @@
-"""The lab's hidden pytest tests, run on the host by the judge, all pass."""
+"""The lab's hidden pytest tests, run on the host by the judge, pass: all of them, or enough of their weight.
+
+A hidden test's name and assertion message can give the tests away, so the student sees them only
+for tests marked `@pytest.mark.public`; the TA's details keep everything.
+"""
 
 from __future__ import annotations
 
 from typing import Literal
 
+from pydantic import Field
+
 from autograder.criteria import register
-from autograder.criteria.base import Criterion, CriterionSpec, Evidence
-from autograder.results import CriterionResult
+from autograder.criteria.base import BORDERLINE, Criterion, Evidence, EvidenceMissing, ProbeData, ThresholdSpec
+from autograder.results import CriterionResult, HiddenTestResult
 
 
-class HiddenTestsSpec(CriterionSpec):
+class HiddenTestsSpec(ThresholdSpec):
     kind: Literal["hidden-tests"]
+    min_score: float = Field(
+        1.0, ge=0, le=1, description="Share of the tests' weight that must pass (1: every test). Skipped tests "
+        "do not count; a test's weight is 1 unless it is marked @pytest.mark.weight(w).")
 
 
 @register
 class HiddenTests(Criterion):
     kind = "hidden-tests"
     Spec = HiddenTestsSpec
+    spec: HiddenTestsSpec
+    advice = {"fail": "Fix what the message names (a hidden test checks what the lab's instructions ask for) "
+                      "and hand in again."}
 
     def evaluate(self, evidence: Evidence) -> CriterionResult:
+        s = self.spec
         run = evidence.execution
         if run is None or run.status != "ok":
             # The tests need the notebook's objects; the stopped run is reported once, by notebook-runs.
@@ -29,16 +42,66 @@ class HiddenTests(Criterion):
         if not tests:
             return self.result("error", "The lab has no hidden tests to run.")
         counted = [t for t in tests if t.outcome != "skipped"]
+        if not counted:
+            return self.result("error", f"None of the lab's {len(tests)} hidden tests ran: all were skipped.",
+                               tests=_details(tests))
         failed = [t for t in counted if t.outcome != "passed"]
-        value = f"{len(counted) - len(failed)}/{len(counted)}"
-        names = {t.name: t.outcome for t in tests}
+        total = sum(t.weight for t in counted)
+        score = sum(t.weight for t in counted if t.outcome == "passed") / total if total else 1.0
+        score = round(score, 4)
+        status = s.status(score >= s.min_score, s.min_score - score)
+        details = dict(score=score, passed=f"{len(counted) - len(failed)}/{len(counted)}", tests=_details(tests))
         if not failed:
-            return self.result("pass", f"All {len(counted)} hidden tests pass.", value, tests=names)
-        first = failed[0]
-        more = f" (and {len(failed) - 1} more)" if len(failed) > 1 else ""
-        return self.result(
-            "fail",
-            f"{len(failed)} of {len(counted)} hidden tests failed; {first.name}: {first.message}{more}",
-            value,
-            tests=names,
-        )
+            return self.result("pass", f"All {len(counted)} hidden tests pass.", score, s.min_score, **details)
+        what = _what_failed(failed, len(counted), _probe_failures(evidence.probes))
+        if status == "pass":
+            message = f"Hidden tests score {score:.2f} (at least {s.min_score:.2f} needed); {what}."
+        elif status == "review":
+            message = f"Hidden tests score {score:.2f}, below the {s.min_score:.2f} needed but {BORDERLINE}; {what}."
+        elif s.min_score < 1:
+            message = f"Hidden tests score {score:.2f}, below the {s.min_score:.2f} needed; {what}."
+        else:
+            message = f"{what[:1].upper()}{what[1:]}."
+        return self.result(status, message, score, s.min_score, **details)
+
+
+def _what_failed(failed: list[HiddenTestResult], counted: int, shareable: set[str]) -> str:
+    """'1 of 4 hidden tests failed', naming a failure only where the student may see it: a public
+    test's, or the probes' own report of why the student's objects could not be evaluated."""
+    public = [t for t in failed if t.public]
+    hidden = [t for t in failed if not t.public]
+    if not public:
+        text = f"{len(hidden)} of {counted} hidden tests failed"
+        reason = next((t.message for t in hidden if t.message in shareable), "")
+        return f"{text}: {_one_line(reason)}" if reason else text
+    first = public[0]
+    text = f"{len(failed)} of {counted} tests failed; {first.name}: {_one_line(first.message) or first.outcome}"
+    also = []
+    if len(public) > 1:
+        also.append(f"{len(public) - 1} more public test{'s' if len(public) > 2 else ''}")
+    if hidden:
+        also.append(f"{len(hidden)} hidden test{'s' if len(hidden) > 1 else ''}")
+    return f"{text} (also failed: {' and '.join(also)})" if also else text
+
+
+def _probe_failures(probes: ProbeData) -> set[str]:
+    """The messages a test gets when it asks for a probe's output that is missing: they describe the
+    student's objects, not the tests, so they may be shown."""
+    names = [n for n in probes.report.probes if n not in probes.arrays]
+    if probes.report.status != "ok":
+        names.append("")
+    found = set()
+    for name in names:
+        try:
+            probes.get(name)
+        except EvidenceMissing as missing:
+            found.add(missing.message)
+    return found
+
+
+def _one_line(text: str) -> str:
+    return " ".join(text.split())[:300]
+
+
+def _details(tests: list[HiddenTestResult]) -> list[dict]:
+    return [t.model_dump() for t in tests]

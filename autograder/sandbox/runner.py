@@ -295,6 +295,7 @@ def run_probe(job: dict) -> dict:
             export_status[name] = "ok"
         except BaseException as exc:  # noqa: BLE001 - untrusted code may raise anything, SystemExit included
             export_status[name] = f"could not be loaded: {type(exc).__name__}: {exc}"[:ERROR_TEXT_CAP]
+    models = model_sizes(exports)  # before the probes run anything of the student's on them
     inputs = {p.stem: np.load(p, allow_pickle=False) for p in sorted(Path(job["inputs_dir"]).glob("*.npy"))}
     spec = importlib.util.spec_from_file_location("probes", job["probes"])
     module = importlib.util.module_from_spec(spec)
@@ -319,7 +320,75 @@ def run_probe(job: dict) -> dict:
             probes[name] = {"status": "failed", "error": text[:ERROR_TEXT_CAP]}
         except BaseException as exc:  # noqa: BLE001
             probes[name] = {"status": "failed", "error": f"{type(exc).__name__}: {exc}"[:ERROR_TEXT_CAP]}
-    return {"status": "ok", "probes": probes, "exports": export_status}
+    return {"status": "ok", "probes": probes, "exports": export_status, "models": models}
+
+
+def model_sizes(exports: dict) -> dict:
+    """Parameter counts and saved size of each export that is a torch module. Unpickling a module
+    imports torch, so torch is never imported here for anything else; a module that breaks while
+    being measured is left out (the rubric then says it could not be measured)."""
+    torch = sys.modules.get("torch")
+    if torch is None:
+        return {}
+    sizes = {}
+    for name, obj in exports.items():
+        try:
+            if issubclass(type(obj), torch.nn.Module):  # type(), not isinstance: __class__ can lie
+                sizes[name] = _measure(torch, obj)
+        except BaseException:  # noqa: BLE001 - the student's code may raise anything, SystemExit included
+            continue
+    return sizes
+
+
+def _measure(torch, module) -> dict:
+    state, parameters = _module_state(torch, module)
+    sink = _CountingSink()
+    torch.save(state, sink)
+    return {"parameters": sum(int(torch.Tensor.numel(p)) for p in parameters),
+            "trainable": sum(int(torch.Tensor.numel(p)) for p in parameters if p.requires_grad),
+            "bytes": sink.size}
+
+
+def _module_state(torch, module) -> tuple[dict, list]:
+    """What state_dict() holds (parameters, persistent buffers) and the distinct parameters, read
+    from each submodule's own attribute dict: an overridden state_dict(), parameters() or
+    __getattr__ hides nothing."""
+    Module, Tensor = torch.nn.Module, torch.Tensor
+    state: dict = {}
+    parameters: dict[int, object] = {}
+    seen: set[int] = set()
+    stack = [("", module)]
+    while stack:
+        prefix, m = stack.pop()
+        if id(m) in seen or not issubclass(type(m), Module):
+            continue
+        seen.add(id(m))
+        own = object.__getattribute__(m, "__dict__")
+        transient = own.get("_non_persistent_buffers_set", set())
+        for key, t in dict(own.get("_parameters", {})).items():
+            if issubclass(type(t), Tensor):
+                state[prefix + key] = t
+                parameters[id(t)] = t
+        for key, t in dict(own.get("_buffers", {})).items():
+            if issubclass(type(t), Tensor) and key not in transient:
+                state[prefix + key] = t
+        stack.extend((f"{prefix}{key}.", child) for key, child in dict(own.get("_modules", {})).items())
+    return state, list(parameters.values())
+
+
+class _CountingSink:
+    """A write-only file that counts what torch.save writes, so measuring holds no second copy."""
+
+    def __init__(self) -> None:
+        self.size = 0
+
+    def write(self, data) -> int:
+        n = memoryview(data).nbytes
+        self.size += n
+        return n
+
+    def flush(self) -> None:
+        pass
 
 
 def _holds(path: Path, needle: bytes) -> bool:

@@ -1,0 +1,67 @@
+"""An exported PyTorch model stays within a size budget: parameters and/or bytes saved.
+
+Measured in the probe sandbox (the runner's `models` report), where the student's objects are
+loaded; the judge never unpickles them.
+"""
+
+from __future__ import annotations
+
+from typing import Literal
+
+from pydantic import ByteSize, Field, model_validator
+
+from autograder.criteria import register
+from autograder.criteria.base import Criterion, CriterionSpec, Evidence, EvidenceMissing, ProbeData
+from autograder.results import CriterionResult
+from autograder.spec import Identifier, human_size
+
+
+class ModelSizeSpec(CriterionSpec):
+    kind: Literal["model-size"]
+    export: Identifier = Field("model", description="The export (lab.yaml `exports`) that is a torch.nn.Module.")
+    max_parameters: int | None = Field(None, ge=1, description="Most parameters (trainable or not) that pass.")
+    max_bytes: ByteSize | None = Field(None, description="Largest state_dict as torch.save writes it, e.g. 2MiB.")
+
+    @model_validator(mode="after")
+    def _has_a_bar(self) -> ModelSizeSpec:
+        if self.max_parameters is None and self.max_bytes is None:
+            raise ValueError("give max_parameters, max_bytes or both")
+        return self
+
+
+@register
+class ModelSize(Criterion):
+    kind = "model-size"
+    Spec = ModelSizeSpec
+    spec: ModelSizeSpec
+    advice = {"fail": "Make the model smaller (fewer or narrower layers) and hand in again."}
+
+    def evaluate(self, evidence: Evidence) -> CriterionResult:
+        s = self.spec
+        if s.export not in evidence.lab.spec.exports:
+            return self.result("error", f"The rubric measures `{s.export}`, which lab.yaml does not export.")
+        report = evidence.probes.report
+        if report.status != "ok":
+            ProbeData(report).get(s.export)  # holds no arrays: raises why the probes did not run
+        stats = report.models.get(s.export)
+        if stats is None:
+            why = report.exports.get(s.export, "ok")
+            if why != "ok":
+                raise EvidenceMissing(f"`{s.export}` {why}", student=True)
+            raise EvidenceMissing(f"`{s.export}` is not a PyTorch module (torch.nn.Module) whose size could be "
+                                  "measured", student=True)
+        over = []
+        if s.max_parameters is not None and stats.parameters > s.max_parameters:
+            over.append(f"{stats.parameters:,} parameters, more than the {s.max_parameters:,} allowed")
+        if s.max_bytes is not None and stats.bytes > s.max_bytes:
+            over.append(f"{human_size(stats.bytes)} saved, more than the {human_size(s.max_bytes)} allowed")
+        value, bar = (stats.parameters, s.max_parameters) if s.max_parameters is not None else (stats.bytes,
+                                                                                                 int(s.max_bytes))
+        details = stats.model_dump()
+        if over:
+            return self.result("fail", f"`{s.export}` has {' and '.join(over)}.", value, bar, **details)
+        bars = [f"{s.max_parameters:,} parameters" if s.max_parameters is not None else "",
+                human_size(s.max_bytes) if s.max_bytes is not None else ""]
+        return self.result(
+            "pass", f"`{s.export}` has {stats.parameters:,} parameters ({human_size(stats.bytes)} saved); at most "
+            f"{' and '.join(b for b in bars if b)} allowed.", value, bar, **details)
