@@ -20,6 +20,7 @@ from pathlib import Path
 from typing import TypeVar
 
 from autograder import __version__
+from autograder.cohort import cross_check
 from autograder.criteria.base import ProbeData
 from autograder.decisions import apply_overrides
 from autograder.errors import UserError
@@ -109,12 +110,20 @@ class Grader:
         pool = ThreadPoolExecutor(max_workers=max(1, self.options.jobs))
         try:
             futures = [pool.submit(one, sub) for sub in subs]
-            return [f.result() for f in futures]
+            results = [f.result() for f in futures]
         except BaseException:  # Ctrl-C: stop the running sandboxes instead of waiting for them
             CANCEL.set()
             raise
         finally:
             pool.shutdown(wait=True, cancel_futures=True)
+        # The cohort's part: reflections that look copied from another student's go to review.
+        try:
+            changed = cross_check(self.lab, self.store)
+        except Exception as exc:  # the batch's own results are recorded; say what was not checked
+            log.warning("the cohort-wide originality check failed (%s: %s); each result stands as judged alone",
+                        type(exc).__name__, exc, exc_info=log.isEnabledFor(logging.DEBUG))
+            changed = {}
+        return [changed.get(r.student, r) for r in results]
 
     def grade(self, sub: Submission) -> tuple[SubmissionResult, bool]:
         """Grade one submission and record it; (result, True) when an identical result was on record."""

@@ -2,9 +2,10 @@
 
 Each student fills the solution cells of `assignments/lab1-mlp/lab1-mlp.ipynb` (found by nbgrader
 grade_id), as a real student would in Jupyter. Together they exercise every verdict the harness
-must reach: pass, accuracy too low, generalization gap too large, crash, timeout, missing
-reflection and an output flood. Deterministic (same bytes on every run), so the committed files
-can be checked against it. Run: `python examples/make_cohort.py`.
+must reach: pass, accuracy too low, generalization gap too large, crash, timeout, a missing or
+off-topic reflection, one copied from another student, and an output flood. Deterministic (same
+bytes on every run), so the committed files can be checked against it.
+Run: `python examples/make_cohort.py`.
 """
 
 from __future__ import annotations
@@ -207,6 +208,25 @@ messages that nobody else sees or can fact-check.
 """,
 }
 
+# A copy of another student's reflection with a few words changed: originality sends it to review.
+REFLECTIONS["copycat"] = (
+    REFLECTIONS["overfit"]
+    .replace("Overfitting is dangerous", "Overfitting is risky")
+    .replace("may identify some groups well", "may recognise some groups well")
+    .replace("would reduce this risk", "would lower this risk")
+    .replace("deepfake videos", "deepfake clips")
+)
+
+# Well written, long enough, and about something else: the themes are missing.
+REFLECTIONS["off_topic"] = """
+This lab was a good introduction to PyTorch. At first I wrote the training loop without zeroing
+the gradients, and the loss jumped around until I found the mistake by printing the gradient norms
+after every step. Choosing the learning rate took most of my time: with 0.1 the loss diverged, and
+with 0.001 nothing happened for hundreds of epochs. In the end Adam with 0.01 worked well. I also
+learned that plotting the loss per epoch makes it much easier to see what is going on than reading
+numbers in the output, and that fixing the random seed makes my experiments repeatable.
+"""
+
 STUDENTS = {  # name: {grade_id: content}; an absent reflection stays the placeholder
     "good": dict(mlp_forward=FORWARD, train_model=TRAIN_GOOD, reflection=REFLECTIONS["good"]),
     "underfit": dict(mlp_forward=FORWARD_ALT, train_model=TRAIN_UNDERFIT, reflection=REFLECTIONS["underfit"]),
@@ -214,6 +234,8 @@ STUDENTS = {  # name: {grade_id: content}; an absent reflection stays the placeh
     "crash": dict(mlp_forward=FORWARD_ALT, train_model=TRAIN_CRASH, reflection=REFLECTIONS["crash"]),
     "timeout": dict(mlp_forward=FORWARD, train_model=TRAIN_TIMEOUT, reflection=REFLECTIONS["timeout"]),
     "no_reflection": dict(mlp_forward=FORWARD_ALT, train_model=TRAIN_GOOD),
+    "copycat": dict(mlp_forward=FORWARD_ALT, train_model=TRAIN_GOOD, reflection=REFLECTIONS["copycat"]),
+    "off_topic": dict(mlp_forward=FORWARD, train_model=TRAIN_GOOD, reflection=REFLECTIONS["off_topic"]),
     "flood_output": dict(mlp_forward=FORWARD, train_model=TRAIN_FLOOD, reflection=REFLECTIONS["flood_output"]),
 }
 

@@ -68,6 +68,9 @@ def test_validate_lab_passes_on_a_good_lab(course, capsys):
 def test_validate_lab_fails_when_the_template_would_pass(course, capsys):
     solution = course / "reference" / "toy" / "solution.ipynb"
     (course / "assignments" / "toy" / "toy.ipynb").write_bytes(solution.read_bytes())
+    rubric = course / "rubrics" / "toy.yaml"  # a released answer is the template: only a rubric without
+    text = rubric.read_text()                 # a reflection lets the handed-out notebook pass
+    rubric.write_text(text[:text.index("  - id: reflection")])
     assert main(["validate-lab", "toy", "--root", str(course)]) == 1
     assert "student-template got G, expected U" in capsys.readouterr().out
 

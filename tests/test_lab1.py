@@ -40,7 +40,7 @@ def test_cohort_verdicts(cohort):
     results, _ = cohort
     assert {s: r.verdict for s, r in results.items()} == {
         "good": "G", "flood_output": "G", "underfit": "U", "overfit": "U", "crash": "U", "timeout": "U",
-        "no_reflection": "U",
+        "no_reflection": "U", "off_topic": "U", "copycat": "review",
     }
 
 
@@ -54,6 +54,19 @@ def test_each_failure_has_its_reason(cohort):
     assert failed(results["timeout"]) == {"runs"}
     assert results["timeout"].execution.status == "cell-timeout"
     assert failed(results["no_reflection"]) == {"reflection"}
+    assert failed(results["off_topic"]) == {"reflection"}
+    off_topic = {c.id: c for c in results["off_topic"].criteria}["reflection"]
+    assert off_topic.details["reason"] == "themes-missing" and "harm people" in off_topic.message
+
+
+def test_a_copied_reflection_waits_for_a_teacher_naming_both(cohort):
+    results, _ = cohort
+    copycat = {c.id: c for c in results["copycat"].criteria}["reflection"]
+    source = {c.id: c for c in results["overfit"].criteria}["reflection"]
+    assert copycat.status == "review" and [m["student"] for m in copycat.details["similar_to"]] == ["overfit"]
+    # Who copied whom is for a teacher to find out: both are flagged; overfit is U for its model anyway.
+    assert source.status == "review" and [m["student"] for m in source.details["similar_to"]] == ["copycat"]
+    assert "overfit" not in copycat.message
 
 
 def test_good_student_measures(cohort):
@@ -71,7 +84,7 @@ def test_flood_is_truncated_and_recorded(cohort):
     flood = results["flood_output"]
     assert flood.execution.output_truncated_bytes > 50 * 1024**2
     assert flood.notes
-    assert store.latest("lab1-mlp")[0].student == "crash"
+    assert store.latest("lab1-mlp")[0].student == "copycat"  # sorted by student
 
 
 def test_validate_lab(capsys):
@@ -122,5 +135,5 @@ def test_edited_or_deleted_locked_cells_go_to_review(tmp_path):
     locked = {c.id: c for c in result.criteria}["locked-cells"]
     assert result.verdict == "review"
     assert locked.status == "review"
-    assert locked.details == {"edited": ["setup"], "deleted": ["test_mlp_forward"]}
+    assert (locked.details["edited"], locked.details["deleted"]) == (["setup"], ["test_mlp_forward"])
     assert "a teacher will look at it" in locked.message

@@ -259,7 +259,8 @@ def test_two_labs_with_same_named_hidden_tests_do_not_share_them(submissions, gr
     spec = course / "assignments" / "toy2" / "lab.yaml"
     spec.write_text(spec.read_text().replace("name: toy", "name: toy2"))
     (course / "reference" / "toy2" / "tests" / "test_hidden.py").write_text(
-        "import pytest\n\n\n@pytest.mark.public\ndef test_always_fails():\n    assert False, 'toy2 has its own tests'\n")
+        "import pytest\n\n\n@pytest.mark.public\ndef test_always_fails():\n"
+        "    assert False, 'toy2 has its own tests'\n")
     submissions("good")
     assert grade(submissions.folder)["good"].verdict == "G"
     grader = Grader(load_lab("toy2", course), store, get_backend("local"), Options(scratch=tmp_path))

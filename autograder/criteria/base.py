@@ -138,6 +138,8 @@ class Criterion(ABC):
             result.details.setdefault("failed", True)  # the rubric sends this failure to a human
         if not result.advice:
             result.advice = self.advice.get(result.status) or DEFAULT_ADVICE[result.status]
+        if "own_status" in result.details:  # a cohort-wide pass may amend it later: keep the final word alone
+            result.details.update(own_status=result.status, own_message=result.message, own_advice=result.advice)
         return result
 
     def result(

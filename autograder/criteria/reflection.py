@@ -1,29 +1,110 @@
-"""The written reflection is there, long enough, and not the template's placeholder."""
+"""The written reflection: written, in the student's own words, long enough, on the rubric's themes.
+
+In order: not written (only the placeholder) or only the question/template pasted back, or the question
+lightly reworded -> fail; too short or too long -> fail; a list of keywords or word salad -> review;
+nearly the reference solution's reflection -> review; fewer themes covered than needed -> fail.
+
+A theme is covered when one of its keywords is in the answer, or (with the sentence-embedding model)
+when a sentence of the answer is close in meaning to the theme's description or one of its examples.
+Without the model (package missing, or AUTOGRADER_EMBEDDINGS=off) keywords alone decide, and the
+result says so. Thresholds are calibrated on tests/fixtures/reflections.yaml.
+"""
 
 from __future__ import annotations
 
 import re
-from typing import TYPE_CHECKING, Literal
+from functools import lru_cache
+from pathlib import Path
+from typing import TYPE_CHECKING, Any, Literal
 
-from pydantic import Field
+import numpy as np
+from pydantic import BaseModel, ConfigDict, Field, model_validator
 
+from autograder import embeddings, originality
 from autograder.criteria import register
 from autograder.criteria.base import Criterion, CriterionSpec, Evidence, EvidenceMissing
-from autograder.results import CriterionResult
+from autograder.notebooks import load_notebook
+from autograder.results import CriterionResult, Status
+from autograder.spec import Slug
+from autograder.text import (
+    WORD,
+    blank,
+    echoed_spans,
+    keyword_pattern,
+    sentences,
+    share_from,
+    stop_share,
+    strip_markdown,
+    tokens,
+)
 
 if TYPE_CHECKING:
     from nbformat import NotebookNode
 
-WORD = re.compile(r"[^\W\d_]+(?:['’-][^\W\d_]+)*")
+__all__ = ["WORD", "Reflection", "ReflectionSpec", "Theme", "find_cell", "reference_text", "strip_markdown",
+           "template_text"]
+
+ANSWER_CAP = 5000  # characters of the answer kept in the result for the TA
+# Stuffing: the corpus's prose (English and Swedish) has 39-50 % function words and at most 6 % theme
+# keywords; its keyword lists and word salad have 0-18 % and 27-60 %.
+MIN_FUNCTION_WORDS = 0.25
+MAX_KEYWORD_SHARE = 0.2
+STUFFING_MIN_WORDS = 20  # shorter texts are judged by their length, not their style
+
+
+class Theme(BaseModel):
+    """Something the reflection must discuss."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    id: Slug
+    description: str = Field(min_length=1, description="Shown to a student who misses the theme; also matched "
+                             "by meaning.")
+    keywords: list[str] = Field(default_factory=list, description="English and Swedish in one list; whole words, "
+                                "any case; a trailing * takes any ending (övertränin*), a space also matches a hyphen.")
+    examples: list[str] = Field(default_factory=list, description="Sentences a good answer might contain, matched "
+                                "by meaning, never shown. A description alone matches poorly: give four to eight.")
 
 
 class ReflectionSpec(CriterionSpec):
     kind: Literal["reflection"]
     cell: str = Field("reflection", description="nbgrader grade_id (or cell tag) of the answer cell.")
-    min_words: int = Field(50, ge=1)
+    prompt: str | None = Field(None, description="grade_id or tag of the question's cell in the released notebook; "
+                               "its text counts as template.")
+    min_words: int = Field(50, ge=1, description="Words of the student's own (text repeated from the question "
+                           "does not count).")
+    max_words: int | None = Field(None, ge=1)
     placeholders: list[str] = Field(
         default_factory=lambda: ["YOUR ANSWER HERE"], description="Template text that does not count as an answer."
     )
+    template_similarity: float = Field(
+        0.6, gt=0, le=1, description="Fail as the question reworded when this share of the answer's content words "
+        "come from the template (the question reworded scores 0.89-1, answers at most 0.14 on the corpus).")
+    themes: list[Theme] = Field(default_factory=list)
+    min_themes: int | None = Field(None, ge=0, description="Themes to cover; default: all of them.")
+    theme_similarity: float = Field(
+        0.45, gt=0, le=1, description="Cosine similarity at which a sentence covers a theme (corpus: answers on "
+        "the theme 0.49 and up, off-topic ones at most 0.40).")
+    originality: bool = Field(True, description="Compare with the rest of the cohort after a batch: a passing "
+                              "answer nearly the same as another student's goes to review.")
+    reference_similarity: float | None = Field(
+        None, gt=0, le=1, description="Send to review when this share of the answer's 3-word runs are the "
+        "reference solution's (or its meaning is that close: cosine >= 0.93). Off unless set; 0.4 suits.")
+
+    @model_validator(mode="after")
+    def _consistent(self) -> ReflectionSpec:
+        if self.max_words is not None and self.max_words < self.min_words:
+            raise ValueError(f"max_words ({self.max_words}) is below min_words ({self.min_words})")
+        if self.min_themes is not None and self.min_themes > len(self.themes):
+            raise ValueError(f"min_themes ({self.min_themes}) is more than the {len(self.themes)} themes listed")
+        ids = [t.id for t in self.themes]
+        if len(set(ids)) != len(ids):
+            raise ValueError(f"theme ids must be unique: {ids}")
+        return self
+
+    @property
+    def needed(self) -> int:
+        return len(self.themes) if self.min_themes is None else self.min_themes
 
 
 def find_cell(nb: NotebookNode, cell_id: str) -> NotebookNode | None:
@@ -37,10 +118,61 @@ def find_cell(nb: NotebookNode, cell_id: str) -> NotebookNode | None:
     return None
 
 
-def strip_markdown(text: str) -> str:
-    text = re.sub(r"```.*?```", " ", text, flags=re.S)
-    text = re.sub(r"<[^>]+>", " ", text)
-    return re.sub(r"\(https?://[^)]*\)", " ", text)
+@lru_cache(maxsize=32)
+def _staff_cells(path: str, stamp: tuple[int, int], ids: tuple[str, ...]) -> dict[str, str | None]:
+    """Text of some cells of a staff notebook (released or solution), read once per version of the file."""
+    nb = load_notebook(Path(path))
+    cells = {i: find_cell(nb, i) if nb is not None else None for i in ids}
+    return {i: strip_markdown(c.get("source", "")) if c is not None else None for i, c in cells.items()}
+
+
+def staff_cells(path: Path, *ids: str) -> dict[str, str | None]:
+    try:
+        st = path.stat()
+    except OSError:
+        return {i: None for i in ids}
+    return _staff_cells(str(path), (st.st_mtime_ns, st.st_size), ids)
+
+
+def template_text(lab: Any, spec: ReflectionSpec) -> str:
+    """What every answer starts from or may repeat: the answer cell as released, the question (the
+    `prompt` cell) and the placeholders. Read from the released notebook, a staff file."""
+    ids = (spec.cell,) if spec.prompt is None else (spec.cell, spec.prompt)
+    released = staff_cells(Path(lab.notebook_path), *ids)
+    return "\n\n".join([*(released[i] or "" for i in ids), *spec.placeholders])
+
+
+def reference_text(lab: Any, spec: ReflectionSpec) -> str | None:
+    """The reference solution's answer, or None when the solution has none."""
+    text = staff_cells(Path(lab.solution_path), spec.cell)[spec.cell]
+    return (text.strip() or None) if text else None
+
+
+def _one_line(text: str, cap: int = 160) -> str:
+    text = " ".join(text.split())
+    return text if len(text) <= cap else text[:cap - 1].rstrip() + "…"
+
+
+def _listing(items: list[str]) -> str:
+    quoted = [f"'{_one_line(i, 200)}'" for i in items]
+    return quoted[0] if len(quoted) == 1 else ", ".join(quoted[:-1]) + " and " + quoted[-1]
+
+
+def _themes_covered(covered: int, total: int) -> str:
+    if covered < total:
+        return f"{covered} of the {total} themes"
+    return {1: "its theme", 2: "both themes"}.get(total, f"all {total} themes")
+
+
+def _units(text: str, template: str) -> list[str]:
+    """Sentences, and the clauses of long ones, that say something beyond the question."""
+    out = []
+    for sentence in sentences(text):
+        parts = [p.strip() for p in re.split(r"[;:]\s+", sentence)]
+        for unit in [sentence] + [p for p in parts if p != sentence and len(tokens(p)) >= 4]:
+            if len(tokens(blank(unit, echoed_spans(unit, template)))) >= 3:
+                out.append(unit)
+    return out
 
 
 @register
@@ -48,6 +180,10 @@ class Reflection(Criterion):
     kind = "reflection"
     Spec = ReflectionSpec
     spec: ReflectionSpec
+    advice = {
+        "fail": "Write the reflection in your own words, in full sentences, and hand in again.",
+        "review": "Nothing to do for now: a teacher will read your reflection and contact you if needed.",
+    }
 
     def evaluate(self, evidence: Evidence) -> CriterionResult:
         s = self.spec
@@ -56,19 +192,136 @@ class Reflection(Criterion):
             raise EvidenceMissing("the notebook could not be read", student=True)
         cell = find_cell(nb, s.cell)
         if cell is None:
-            return self.result(
-                "fail", f"The reflection cell ({s.cell!r}) is missing: restore it from the original notebook.",
-                0, s.min_words,
-            )
+            return self._result("fail", "missing-cell", f"The reflection cell ({s.cell!r}) is missing: restore it "
+                                "from the original notebook.", 0, advice="Copy the reflection cell from the "
+                                "original notebook, answer in it and hand in again.")
+        template, reference = self._staff_texts(evidence)
         text = strip_markdown(cell.get("source", ""))
         for placeholder in s.placeholders:
             text = text.replace(placeholder, " ")
-        words = len(WORD.findall(text))
-        if words == 0:
-            return self.result("fail", "The reflection is not written yet (only the template's placeholder).",
-                               0, s.min_words)
-        if words < s.min_words:
-            return self.result(
-                "fail", f"The reflection has {words} words; at least {s.min_words} are needed.", words, s.min_words
-            )
-        return self.result("pass", f"The reflection is written ({words} words).", words, s.min_words)
+        words = tokens(text)
+        own_text = blank(text, echoed_spans(text, template))
+        own = len(tokens(own_text))
+        uses_model = bool(s.themes or s.reference_similarity is not None) and embeddings.available()
+        themes = self._themes(text, own_text, template, uses_model) if s.themes else None
+        ref = None
+        if reference and words:  # the whole text as stored in details, so a cohort pass reuses its embedding
+            ref = originality.compare(text.strip(), reference, ignore=template, semantic=uses_model)
+        similarity = round(share_from(own_text, template), 3) if tokens(template) else 0.0
+        function_share, keyword_share = round(stop_share(words), 3), self._keyword_share(own_text)
+        details = {
+            "text": text.strip()[:ANSWER_CAP],
+            "text_truncated": len(text.strip()) > ANSWER_CAP,
+            "words": len(words),
+            "own_words": own,
+            "method": self._method(uses_model),
+            "themes": themes,
+            "template_similarity": similarity,
+            "template_similarity_bar": s.template_similarity,
+            "reference_similarity": ref.model_dump() if ref else None,
+            "reference_similarity_bar": s.reference_similarity,
+            "stuffing": {"function_word_share": function_share, "keyword_share": keyword_share},
+        }
+        if not words:
+            return self._result("fail", "empty", "The reflection is not written yet (only the template's "
+                                "placeholder).", 0, advice="Write your reflection in its cell and hand in again.",
+                                **details)
+        if own == 0:
+            return self._result("fail", "template", "The reflection only repeats the question or the template: "
+                                "nothing is written in your own words.", 0, advice="Replace the pasted text with "
+                                "your own answer to the question and hand in again.", **details)
+        return self._decide(own, own < len(words), similarity, themes, ref, function_share, keyword_share,
+                            uses_model, details)
+
+    def _decide(self, own: int, echoed: bool, similarity: float, themes: dict | None,
+                ref: originality.Similarity | None, function_share: float, keyword_share: float,
+                uses_model: bool, details: dict[str, Any]) -> CriterionResult:
+        s = self.spec
+        if similarity >= s.template_similarity:
+            return self._result(
+                "fail", "near-template", f"The reflection is mostly the question reworded ({similarity:.0%} of its "
+                "words come from it): answer it in your own words.", own, advice="Answer the question in your own "
+                "words instead of restating it, and hand in again.", **details)
+        counted = " of your own (text repeated from the question does not count)" if echoed else ""
+        if own < s.min_words:
+            return self._result(
+                "fail", "too-short", f"The reflection has {own} words{counted}; at least {s.min_words} are needed.",
+                own, advice=f"Extend your reflection to at least {s.min_words} words and hand in again.", **details)
+        if s.max_words is not None and own > s.max_words:
+            return self._result(
+                "fail", "too-long", f"The reflection has {own} words{counted}; at most {s.max_words} are allowed.",
+                own, advice=f"Shorten your reflection to at most {s.max_words} words and hand in again.", **details)
+        if own >= STUFFING_MIN_WORDS and (function_share < MIN_FUNCTION_WORDS or keyword_share > MAX_KEYWORD_SHARE):
+            why = (f"{function_share:.0%} of its words are small words like 'the', 'and' or 'of', where written "
+                   "sentences have about 40-50%" if function_share < MIN_FUNCTION_WORDS else
+                   f"{keyword_share:.0%} of its words are the rubric's keywords, where written sentences have "
+                   "under 10%")
+            return self._result("review", "stuffing", f"The reflection reads like a list of keywords rather than "
+                                f"sentences ({why}): a teacher will read it.", own, **details)
+        if ref is not None and s.reference_similarity is not None:
+            flagged = ref.flagged(lexical=s.reference_similarity)
+            if flagged:
+                value = ref.semantic if flagged == ["semantic"] else ref.lexical
+                return self._result(
+                    "review", "reference-copy", f"The reflection is nearly the same as the course's model answer "
+                    f"(similarity {value:.2f}): a teacher will compare them.", own, **details)
+        how = "" if uses_model or not s.themes else f" (checked by keywords only, because {embeddings.reason()})"
+        if themes is not None:
+            covered, total, needed = len(themes["covered"]), len(s.themes), s.needed
+            if covered < needed:
+                missing = [t["description"] for t in themes["missing"]]
+                of = f"{covered} of the {needed} themes needed" if needed == total else \
+                    f"{covered} of the {total} themes ({needed} needed)"
+                return self._result(
+                    "fail", "themes-missing", f"The reflection covers {of}: missing {_listing(missing)}{how}.", own,
+                    advice="Add a few sentences on what the message says is missing and hand in again.", **details)
+            return self._result("pass", "themes-covered", f"The reflection is written ({own} words) and covers "
+                                f"{_themes_covered(covered, total)}{how}.", own, **details)
+        return self._result("pass", "written", f"The reflection is written ({own} words).", own, **details)
+
+    def _result(self, status: Status, reason: str, message: str, count: int, advice: str = "",
+                **details: Any) -> CriterionResult:
+        """A result that also records the reason and its own verdict, for a cohort pass to build on."""
+        return self.result(status, message, count, self.spec.min_words, advice=advice, reason=reason,
+                           own_status=status, own_message=message, **details)
+
+    def _staff_texts(self, evidence: Evidence) -> tuple[str, str | None]:
+        """(template, reference), from staff files; a prompt cell the released notebook lacks is our fault."""
+        s = self.spec
+        if s.prompt is not None and staff_cells(Path(evidence.lab.notebook_path), s.prompt)[s.prompt] is None:
+            raise EvidenceMissing(f"the rubric's prompt cell {s.prompt!r} is not in the released notebook",
+                                  student=False)
+        return template_text(evidence.lab, s), reference_text(evidence.lab, s)
+
+    def _method(self, uses_model: bool) -> str:
+        if not self.spec.themes:
+            return "no themes in the rubric"
+        return f"semantic ({embeddings.MODEL})" if uses_model else f"keywords only ({embeddings.reason()})"
+
+    def _keyword_share(self, own_text: str) -> float:
+        words = tokens(own_text)
+        hits = [m.span() for t in self.spec.themes for k in t.keywords for m in keyword_pattern(k).finditer(own_text)]
+        starts = {w.start() for start, end in hits for w in WORD.finditer(own_text, start, end)}
+        return round(len(starts) / len(words), 3) if words else 0.0
+
+    def _themes(self, text: str, own_text: str, template: str, uses_model: bool) -> dict[str, Any]:
+        """Which themes the answer covers and how (keyword or sentence), and which it misses."""
+        units = _units(text, template) if uses_model else []
+        unit_vectors = embeddings.encode(units) if units else None
+        covered, missing = [], []
+        for theme in self.spec.themes:
+            entry: dict[str, Any] = {"id": theme.id, "description": theme.description}
+            if unit_vectors is not None:
+                refs = [theme.description, *theme.examples]
+                sims = unit_vectors @ embeddings.encode(refs).T
+                i, j = np.unravel_index(int(np.argmax(sims)), sims.shape)
+                entry |= {"sentence": _one_line(units[i], 300), "similarity": round(float(sims[i, j]), 3),
+                          "closest_to": refs[j]}
+            hit = next(((k, m.group(0)) for k in theme.keywords if (m := keyword_pattern(k).search(own_text))), None)
+            if hit:
+                covered.append({**entry, "by": "keyword", "keyword": hit[0], "match": _one_line(hit[1], 80)})
+            elif entry.get("similarity", -1) >= self.spec.theme_similarity:
+                covered.append({**entry, "by": "sentence"})
+            else:
+                missing.append(entry)
+        return {"covered": covered, "missing": missing, "needed": self.spec.needed}
