@@ -36,6 +36,7 @@ lint: install
 bench: install
 	$(BIN)/python benchmarks/overhead.py
 	$(BIN)/python benchmarks/backends.py
+	$(BIN)/python benchmarks/reflections.py
 
 # The docker backend's image: wheels downloaded on the host, so the build needs no package index.
 image: install

@@ -91,8 +91,10 @@ def test_json_export_shape():
     assert rows == [{
         "student": "ana", "verdict": "G",
         "criteria": [
-            {"id": "acc", "status": "pass", "value": 0.93, "threshold": 0.9, "message": "Fine."},
-            {"id": "reflection", "status": "pass", "value": 80, "threshold": 50, "message": "Ok."},
+            {"id": "acc", "status": "pass", "value": 0.93, "threshold": 0.9, "message": "Fine.", "advice": "",
+             "override": None},
+            {"id": "reflection", "status": "pass", "value": 80, "threshold": 50, "message": "Ok.", "advice": "",
+             "override": None},
         ],
     }]
 

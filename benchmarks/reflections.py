@@ -1,0 +1,116 @@
+"""What judging written reflections costs: loading the model, one answer, one cohort's originality pass.
+
+Judges every answer of tests/fixtures/reflections.yaml with lab1-mlp's reflection criterion, with the
+sentence-embedding model and with keywords only, then runs the cohort-wide copy search on 300 texts
+(the corpus answers, each in several lightly varied copies under other names). Appends the medians to
+docs/benchmarks.md. Not a test: run on demand (`make bench`).
+
+    python benchmarks/reflections.py [--repeat 3] [--no-write]
+"""
+
+from __future__ import annotations
+
+import argparse
+import copy
+import os
+import platform
+import random
+import statistics
+import time
+from datetime import date
+from pathlib import Path
+
+import nbformat
+import yaml
+
+from autograder import embeddings
+from autograder.criteria import build
+from autograder.criteria.base import Evidence
+from autograder.criteria.reflection import find_cell
+from autograder.lab import load_lab
+from autograder.originality import find_copies
+
+REPO = Path(__file__).resolve().parents[1]
+CORPUS = yaml.safe_load((REPO / "tests" / "fixtures" / "reflections.yaml").read_text(encoding="utf-8"))
+
+
+def judge_all(lab, spec, released) -> list[float]:
+    """Seconds per answer to judge the whole corpus once."""
+    times = []
+    for answer in CORPUS["answers"]:
+        nb = copy.deepcopy(released)
+        find_cell(nb, spec.cell).source = answer["text"]
+        evidence = Evidence(lab=lab, execution=None, notebook=None, probes=None, labels={}, submitted=nb)
+        t = time.perf_counter()
+        build(spec).check(evidence)
+        times.append(time.perf_counter() - t)
+    return times
+
+
+def cohort(n: int) -> dict[str, str]:
+    """n texts: the corpus answers and copies of them with a few words dropped, under new names."""
+    rng = random.Random(0)
+    texts = [a["text"] for a in CORPUS["answers"]]
+    out = {}
+    for i in range(n):
+        words = texts[i % len(texts)].split()
+        for _ in range(i // len(texts)):
+            del words[rng.randrange(len(words))]
+        out[f"student{i:03d}"] = " ".join(words)
+    return out
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--repeat", type=int, default=3)
+    ap.add_argument("--cohort", type=int, default=300)
+    ap.add_argument("--no-write", action="store_true")
+    args = ap.parse_args()
+
+    lab = load_lab("lab1-mlp", REPO)
+    spec = next(c for c in lab.rubric.criteria if c.kind == "reflection")
+    released = nbformat.read(lab.notebook_path, as_version=4)
+    rows = []
+
+    t = time.perf_counter()
+    if not embeddings.available():
+        raise SystemExit(f"the model is needed for this benchmark: {embeddings.reason()}")
+    embeddings.encode(["warm up"])
+    rows.append(("loading the model (once per process)", f"{time.perf_counter() - t:.1f} s"))
+
+    semantic = [statistics.median(judge_all(lab, spec, released)) for _ in range(args.repeat)]
+    rows.append((f"one answer, with the model (median of {len(CORPUS['answers'])} answers)",
+                 f"{statistics.median(semantic) * 1000:.0f} ms"))
+    os.environ["AUTOGRADER_EMBEDDINGS"] = "off"
+    embeddings.reset()
+    keywords = [statistics.median(judge_all(lab, spec, released)) for _ in range(args.repeat)]
+    rows.append(("one answer, keywords only", f"{statistics.median(keywords) * 1000:.1f} ms"))
+    os.environ.pop("AUTOGRADER_EMBEDDINGS")
+    embeddings.reset()
+    embeddings.encode(["warm up"])
+
+    texts = cohort(args.cohort)
+    pass_times, found = [], 0
+    for _ in range(args.repeat):
+        embeddings.reset()  # no cached embeddings: as a fresh batch would, after the model is loaded
+        embeddings.encode(["warm up"])
+        t = time.perf_counter()
+        found = len(find_copies(texts))
+        pass_times.append(time.perf_counter() - t)
+    rows.append((f"copy search over a cohort of {len(texts)} ({found} pairs found)",
+                 f"{statistics.median(pass_times):.1f} s"))
+
+    lines = [f"## Judging reflections, {date.today().isoformat()}", "",
+             f"`benchmarks/reflections.py --repeat {args.repeat}`: lab1-mlp's reflection criterion on the corpus "
+             f"of tests/fixtures/reflections.yaml, {platform.machine()}, {os.cpu_count()} CPUs, Python "
+             f"{platform.python_version()}. Medians of {args.repeat} runs.", "",
+             "| what | time |", "|---|---|"] + [f"| {what} | {value} |" for what, value in rows] + [""]
+    text = "\n".join(lines)
+    print(text)
+    if not args.no_write:
+        with (REPO / "docs" / "benchmarks.md").open("a", encoding="utf-8") as f:
+            f.write("\n" + text)
+
+
+if __name__ == "__main__":
+    main()
