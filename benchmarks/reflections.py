@@ -54,7 +54,7 @@ def cohort(n: int) -> dict[str, str]:
     out = {}
     for i in range(n):
         words = texts[i % len(texts)].split()
-        for _ in range(i // len(texts)):
+        for _ in range(min(i // len(texts), len(words) - 1)):  # some answers are empty or a few words
             del words[rng.randrange(len(words))]
         out[f"student{i:03d}"] = " ".join(words)
     return out
@@ -78,9 +78,13 @@ def main() -> None:
     embeddings.encode(["warm up"])
     rows.append(("loading the model (once per process)", f"{time.perf_counter() - t:.1f} s"))
 
-    semantic = [statistics.median(judge_all(lab, spec, released)) for _ in range(args.repeat)]
+    semantic = []
+    for _ in range(args.repeat):
+        embeddings.reset()  # an empty cache, as for a fresh batch; the model load is not timed here
+        embeddings.encode(["warm up"])
+        semantic.append(statistics.median(judge_all(lab, spec, released)))
     rows.append((f"one answer, with the model (median of {len(CORPUS['answers'])} answers)",
-                 f"{statistics.median(semantic) * 1000:.0f} ms"))
+                 f"{statistics.median(semantic) * 1000:.1f} ms"))
     os.environ["AUTOGRADER_EMBEDDINGS"] = "off"
     embeddings.reset()
     keywords = [statistics.median(judge_all(lab, spec, released)) for _ in range(args.repeat)]
@@ -97,7 +101,7 @@ def main() -> None:
         t = time.perf_counter()
         found = len(find_copies(texts))
         pass_times.append(time.perf_counter() - t)
-    rows.append((f"copy search over a cohort of {len(texts)} ({found} pairs found)",
+    rows.append((f"copy search over a cohort of {len(texts)} (each answer in about 8 copies: {found} pairs)",
                  f"{statistics.median(pass_times):.1f} s"))
 
     lines = [f"## Judging reflections, {date.today().isoformat()}", "",
