@@ -106,15 +106,8 @@ def evidence_lines(c: CriterionResult) -> list[str]:
         lines.append(f"  similar to {pair.get('student')}: similarity {pair.get('similarity', 0):.2f} "
                      f"(by {pair.get('by', '?')})")
     for key, value in d.items():
-        if key in SHOWN_APART:
-            continue
-        if isinstance(value, list):
-            lines.append(f"  {key}:")
-            lines += [f"    - {_compact(item)}" for item in value[:MAX_ITEMS]]
-            if len(value) > MAX_ITEMS:
-                lines.append(f"    ... and {len(value) - MAX_ITEMS} more")
-        else:
-            lines.append(f"  {key}: {_compact(value)}")
+        if key not in SHOWN_APART:
+            lines += _nested(key, value, "  ")
     text = d.get("text")
     if text:
         lines.append("  text:")
@@ -124,6 +117,20 @@ def evidence_lines(c: CriterionResult) -> list[str]:
 
 SHOWN_APART = {"text", "similar_to", "own_message", "own_status", "own_advice", "failed"}
 MAX_ITEMS = 20
+
+
+def _nested(key: str, value: object, indent: str) -> list[str]:
+    """key: value, with dicts and lists of dicts one level further in, so nested evidence stays readable."""
+    if value in (None, "", [], {}):
+        return []
+    if isinstance(value, dict) and any(isinstance(v, (dict, list)) for v in value.values()):
+        return [f"{indent}{key}:"] + [line for k, v in value.items() for line in _nested(k, v, indent + "  ")]
+    if isinstance(value, list) and any(isinstance(v, dict) for v in value):
+        lines = [f"{indent}{key}:"] + [f"{indent}  - {_compact(item)}" for item in value[:MAX_ITEMS]]
+        if len(value) > MAX_ITEMS:
+            lines.append(f"{indent}  ... and {len(value) - MAX_ITEMS} more")
+        return lines
+    return [f"{indent}{key}: {_compact(value)}"]
 
 
 def _compact(value: object) -> str:
