@@ -21,7 +21,7 @@ from typing import TypeVar
 
 from autograder import __version__
 from autograder.cohort import cross_check
-from autograder.criteria.base import ProbeData
+from autograder.criteria.base import DEFAULT_ADVICE, ProbeData
 from autograder.decisions import apply_overrides
 from autograder.errors import UserError
 from autograder.execute import Executed, execute
@@ -227,7 +227,8 @@ class Grader:
             rubric_hash=self.lab.rubric_hash, verdict="error", backend=self.backend.name,
             harness_version=__version__,
             criteria=[CriterionResult(id="harness", kind="harness", status="error",
-                                      message=f"The grader failed on this submission (not your fault): {text}")],
+                                      message=f"The grader failed on this submission (not your fault): {text}",
+                                      advice=DEFAULT_ADVICE["error"])],
         )
 
 

@@ -137,3 +137,14 @@ def test_edited_or_deleted_locked_cells_go_to_review(tmp_path):
     assert locked.status == "review"
     assert (locked.details["edited"], locked.details["deleted"]) == (["setup"], ["test_mlp_forward"])
     assert "a teacher will look at it" in locked.message
+
+
+def test_every_result_lists_every_criterion_with_what_to_do(cohort):
+    results, _ = cohort
+    ids = [c.id for c in load_lab("lab1-mlp", REPO).rubric.criteria]
+    for result in results.values():
+        assert [c.id for c in result.criteria] == ids
+        for c in result.criteria:
+            assert c.message and c.advice, (result.student, c.id)
+            if c.status in ("fail", "review") and c.kind not in ("notebook-runs", "locked-cells"):
+                assert c.value is not None and c.threshold is not None, (result.student, c.id)
