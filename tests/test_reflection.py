@@ -156,6 +156,17 @@ def test_long_answers_are_capped(lab, keywords_only):
     assert len(result.details["text"]) == 5000 and result.details["text_truncated"]
 
 
+def test_a_huge_answer_is_judged_on_its_start_only(lab, semantic):
+    """A hostile 5 MB cell of distinct sentences would take the model an hour; only the start is read."""
+    from autograder.criteria.reflection import ANALYSED_CAP
+
+    flood = "".join(f"In case {i} a deployed model could harm the person it judges. " for i in range(80_000))
+    result = check(lab, ANSWERS["good-loans"]["text"] + "\n\n" + flood, criterion(max_words=None))
+    assert result.details["chars"] > 5_000_000 and result.details["analysed_chars"] == ANALYSED_CAP
+    assert result.status in ("pass", "review")  # judged, quickly, on what was read
+    assert check(lab, flood).details["reason"] == "too-long"  # with the rubric's max_words: too long
+
+
 def test_the_question_pasted_above_an_answer_is_not_counted(lab, keywords_only):
     answer = ANSWERS["good-welfare"]["text"]
     result = check(lab, CORPUS["prompt"] + "\n\n" + answer)

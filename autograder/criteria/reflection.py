@@ -45,6 +45,9 @@ __all__ = ["WORD", "Reflection", "ReflectionSpec", "Theme", "find_cell", "refere
            "template_text"]
 
 ANSWER_CAP = 5000  # characters of the answer kept in the result for the TA
+# Characters of the answer that are analysed at all: a reflection is a few thousand; a hostile 20 MB
+# cell would otherwise mean embedding some 200,000 sentences (about 10 ms each on two cores).
+ANALYSED_CAP = 20_000
 # Stuffing: the corpus's prose (English and Swedish) has 39-50 % function words and at most 6 % theme
 # keywords; its keyword lists and word salad have 0-18 % and 27-60 %.
 MIN_FUNCTION_WORDS = 0.25
@@ -196,7 +199,8 @@ class Reflection(Criterion):
                                 "from the original notebook.", 0, advice="Copy the reflection cell from the "
                                 "original notebook, answer in it and hand in again.")
         template, reference = self._staff_texts(evidence)
-        text = strip_markdown(cell.get("source", ""))
+        source = cell.get("source", "")
+        text = strip_markdown(source[:ANALYSED_CAP])
         for placeholder in s.placeholders:
             text = text.replace(placeholder, " ")
         words = tokens(text)
@@ -212,6 +216,8 @@ class Reflection(Criterion):
         details = {
             "text": text.strip()[:ANSWER_CAP],
             "text_truncated": len(text.strip()) > ANSWER_CAP,
+            "analysed_chars": min(len(source), ANALYSED_CAP),
+            "chars": len(source),
             "words": len(words),
             "own_words": own,
             "method": self._method(uses_model),
