@@ -14,7 +14,6 @@ from autograder.decisions import apply_overrides
 from autograder.lab import Lab
 from autograder.originality import find_copies
 from autograder.results import CriterionResult, SubmissionResult
-from autograder.rubric import decide
 from autograder.store import Store
 
 COPY_MESSAGE = ("Your reflection is very similar to another student's (similarity {similarity:.2f}); "
@@ -41,8 +40,7 @@ def cross_check(lab: Lab, store: Store) -> dict[str, SubmissionResult]:
         for student, result in current.items():
             c = next((c for c in result.criteria if c.id == spec.id), None)
             if c is not None and _update(c, matches.get(student, [])):
-                result.verdict = decide(result.criteria)
-                changed[student] = apply_overrides(result, store)
+                changed[student] = apply_overrides(result, store)  # which decides the verdict again
     for result in changed.values():
         store.record(result)
     return changed

@@ -23,6 +23,17 @@ def load_notebook(path: Path, cap: int = MAX_NOTEBOOK_BYTES) -> nbformat.Noteboo
         return None
 
 
+def find_cell(nb: nbformat.NotebookNode, cell_id: str) -> nbformat.NotebookNode | None:
+    """A cell by nbgrader grade_id, else by tag (rubrics name cells either way); None when absent."""
+    for cell in nb.cells:
+        if cell.get("metadata", {}).get("nbgrader", {}).get("grade_id") == cell_id:
+            return cell
+    for cell in nb.cells:
+        if cell_id in cell.get("metadata", {}).get("tags", []):
+            return cell
+    return None
+
+
 def nbgrader_checksum(cell: nbformat.NotebookNode) -> str:
     """nbgrader's `utils.compute_checksum`, without importing nbgrader (2 s of server extensions).
 

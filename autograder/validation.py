@@ -9,7 +9,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from autograder.lab import Lab
-from autograder.notebooks import load_notebook
+from autograder.notebooks import find_cell, load_notebook
 from autograder.results import SubmissionResult
 
 CELL_FIELDS = ("cell", "prompt")  # spec fields that name a notebook cell by grade_id or tag
@@ -25,14 +25,6 @@ class Problem:
         return f"{self.where}: {self.problem}" + (f" ({self.hint})" if self.hint else "")
 
 
-def _find(nb, cell_id: str) -> bool:
-    for cell in nb.cells:
-        meta = cell.get("metadata", {})
-        if meta.get("nbgrader", {}).get("grade_id") == cell_id or cell_id in meta.get("tags", []):
-            return True
-    return False
-
-
 def cell_problems(lab: Lab) -> list[Problem]:
     """Every cell a criterion names exists in the student notebook and in the solution."""
     problems = []
@@ -44,7 +36,7 @@ def cell_problems(lab: Lab) -> list[Problem]:
             if not isinstance(cell_id, str) or not cell_id:
                 continue
             for name, nb in loaded.items():
-                if nb is None or not _find(nb, cell_id):
+                if nb is None or find_cell(nb, cell_id) is None:
                     problems.append(Problem(
                         f"{lab.rubric_path}: criteria[{i}].{attr}",
                         f"criterion {c.id!r} names cell {cell_id!r}, which the {name} ({notebooks[name].name}) "

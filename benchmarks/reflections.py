@@ -26,8 +26,8 @@ import yaml
 from autograder import embeddings
 from autograder.criteria import build
 from autograder.criteria.base import Evidence
-from autograder.criteria.reflection import find_cell
 from autograder.lab import load_lab
+from autograder.notebooks import find_cell
 from autograder.originality import find_copies
 
 REPO = Path(__file__).resolve().parents[1]

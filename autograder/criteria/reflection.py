@@ -23,7 +23,7 @@ from pydantic import BaseModel, ConfigDict, Field, model_validator
 from autograder import embeddings, originality
 from autograder.criteria import register
 from autograder.criteria.base import Criterion, CriterionSpec, Evidence, EvidenceMissing
-from autograder.notebooks import load_notebook
+from autograder.notebooks import find_cell, load_notebook
 from autograder.results import CriterionResult, Status
 from autograder.spec import Slug
 from autograder.text import (
@@ -39,7 +39,7 @@ from autograder.text import (
 )
 
 if TYPE_CHECKING:
-    from nbformat import NotebookNode
+    pass
 
 __all__ = ["WORD", "Reflection", "ReflectionSpec", "Theme", "find_cell", "reference_text", "strip_markdown",
            "template_text"]
@@ -108,17 +108,6 @@ class ReflectionSpec(CriterionSpec):
     @property
     def needed(self) -> int:
         return len(self.themes) if self.min_themes is None else self.min_themes
-
-
-def find_cell(nb: NotebookNode, cell_id: str) -> NotebookNode | None:
-    """The answer cell by nbgrader grade_id, else by tag: students rarely touch metadata."""
-    for cell in nb.cells:
-        if cell.get("metadata", {}).get("nbgrader", {}).get("grade_id") == cell_id:
-            return cell
-    for cell in nb.cells:
-        if cell_id in cell.get("metadata", {}).get("tags", []):
-            return cell
-    return None
 
 
 @lru_cache(maxsize=32)

@@ -13,6 +13,7 @@ from pydantic import Field
 
 from autograder.criteria import register
 from autograder.criteria.base import Criterion, CriterionSpec, Evidence, EvidenceMissing
+from autograder.notebooks import find_cell
 from autograder.results import CriterionResult
 
 if TYPE_CHECKING:
@@ -23,17 +24,6 @@ RICH = ("display_data", "execute_result")
 HTML_TABLE = re.compile(r"<table\b", re.I)
 MARKDOWN_RULE = re.compile(r"^\s*\|?\s*:?-{3,}:?\s*(\|\s*:?-{3,}:?\s*)+\|?\s*$", re.M)
 PANDAS_FOOTER = re.compile(r"^\[\d+ rows x \d+ columns\]$", re.M)
-
-
-def find_cell(nb: NotebookNode, cell_id: str) -> NotebookNode | None:
-    """A cell by nbgrader grade_id, else by tag: students rarely touch metadata."""
-    for cell in nb.cells:
-        if cell.get("metadata", {}).get("nbgrader", {}).get("grade_id") == cell_id:
-            return cell
-    for cell in nb.cells:
-        if cell_id in cell.get("metadata", {}).get("tags", []):
-            return cell
-    return None
 
 
 def executed_notebook(evidence: Evidence) -> NotebookNode:

@@ -13,7 +13,8 @@ from pydantic import Field
 
 from autograder.criteria import register
 from autograder.criteria.base import BORDERLINE, Criterion, Evidence, EvidenceMissing, ThresholdSpec
-from autograder.criteria.required_output import cell_name, executed_notebook, find_cell, missing_cell
+from autograder.criteria.required_output import cell_name, executed_notebook, missing_cell
+from autograder.notebooks import find_cell
 from autograder.results import CriterionResult
 
 if TYPE_CHECKING:
