@@ -100,3 +100,44 @@ def reference_submission(solution_path: Path, student_path: Path) -> nbformat.No
         if cell.metadata.get("nbgrader", {}).get("solution") and grade_id in answers:
             cell.source = answers[grade_id]
     return nb
+
+
+def make_student_module(source_path: Path) -> str:
+    """The template of a student module: the reference module with each region between
+    `### BEGIN SOLUTION` and `### END SOLUTION` replaced by the code stub, by nbgrader's own
+    ClearSolutions (the file is treated as one code cell), so modules and notebooks read alike."""
+    source = Path(source_path).read_text(encoding="utf-8")
+    cell = nbformat.v4.new_code_cell(source)
+    clear = ClearSolutions(config=_config())
+    try:
+        replaced = clear._replace_solution_region(cell, "python")
+    except RuntimeError as exc:  # nested or unclosed markers
+        raise ValueError(f"{source_path}: {exc}") from exc
+    if not replaced:
+        raise ValueError(f"{source_path}: no ### BEGIN SOLUTION / ### END SOLUTION region; a student module "
+                         "needs at least one, else list it under files.provided")
+    return cell.source if cell.source.endswith("\n") else cell.source + "\n"
+
+
+def write_student_module(source_path: Path, out_path: Path) -> str:
+    text = make_student_module(source_path)
+    Path(out_path).write_text(text, encoding="utf-8")
+    return text
+
+
+def write_reference_submission(lab, folder: Path) -> Path:
+    """A folder as a perfect student hands it in: the solved notebook and the reference modules."""
+    folder.mkdir(parents=True, exist_ok=True)
+    nbformat.write(reference_submission(lab.solution_path, lab.notebook_path), folder / lab.spec.notebook)
+    for name in lab.spec.files.student:
+        (folder / name).write_bytes(lab.source_path(name).read_bytes())
+    return folder
+
+
+def write_template_submission(lab, folder: Path) -> Path:
+    """A folder as handed out and handed back untouched: the student notebook and module templates."""
+    folder.mkdir(parents=True, exist_ok=True)
+    (folder / lab.spec.notebook).write_bytes(lab.notebook_path.read_bytes())
+    for name in lab.spec.files.student:
+        (folder / name).write_bytes(lab.template_path(name).read_bytes())
+    return folder

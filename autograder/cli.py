@@ -27,6 +27,14 @@ exit codes:
   130 interrupted (results recorded so far are kept)
 """
 
+CHECK_EXIT_CODES = """\
+exit codes:
+  0   everything the self-check can check passes (estimates close to a bar are warned about)
+  1   something would keep the notebook from G: the table says what and what to do
+  2   a usage mistake (wrong lab name or path): the message says how to fix it
+  3   an internal error (a bug: rerun with --debug and report the traceback)
+"""
+
 err = Console(stderr=True)
 # Piped output (CI logs, `| less`) gets a table wide enough to read rather than rich's 80 columns.
 out = Console() if Console().is_terminal else Console(width=120)
@@ -116,8 +124,23 @@ def parser() -> argparse.ArgumentParser:
                        epilog=EXIT_CODES, formatter_class=argparse.RawDescriptionHelpFormatter)
     v.add_argument("lab")
 
-    a = sub.add_parser("assign", parents=[common], help="generate the student notebook from the solution (nbgrader)")
+    a = sub.add_parser("assign", parents=[common],
+                       help="generate the student notebook and module templates from the reference (nbgrader)")
     a.add_argument("lab")
+
+    rel = sub.add_parser("release", parents=[common],
+                         help="build the student kit; fails if anything hidden would leak into it",
+                         epilog=EXIT_CODES, formatter_class=argparse.RawDescriptionHelpFormatter)
+    rel.add_argument("lab")
+    rel.add_argument("-o", "--output", type=Path, help="kit folder (default: release/<lab>)")
+    rel.add_argument("--force", action="store_true", help="replace the kit folder if it exists")
+    rel.add_argument("--zip", action="store_true", help="also write <kit folder>.zip")
+
+    c = sub.add_parser("check", parents=[common],
+                       help="self-check: run your notebook as the grader will, offline, and see every criterion",
+                       epilog=CHECK_EXIT_CODES, formatter_class=argparse.RawDescriptionHelpFormatter)
+    c.add_argument("lab")
+    c.add_argument("path", type=Path, help="your notebook, or your submission folder or zip")
 
     box = sub.add_parser("sandbox", help="the docker backend's image and engine: build, doctor")
     box_sub = box.add_subparsers(dest="sandbox_command", required=True, metavar="SANDBOX_COMMAND")
@@ -254,7 +277,7 @@ def cmd_grade(args) -> int:
     from autograder.report import print_results
 
     lab = load_lab(args.lab, args.root)
-    submissions = discover(args.submissions)
+    submissions = discover(args.submissions, lab.spec.files.student)
     store = _store(args)
     results = _grade(lab, submissions, store, args, args.force)
     backends = ", ".join(sorted({r.backend for r in results if r.backend})) or "no"
@@ -319,10 +342,8 @@ def cmd_show(args) -> int:
 
 
 def cmd_validate_lab(args) -> int:
-    import nbformat
-
-    from autograder.assign import reference_submission
-    from autograder.intake import take
+    from autograder.assign import write_reference_submission, write_template_submission
+    from autograder.intake import take_folder
     from autograder.lab import load_lab
     from autograder.report import print_results
     from autograder.store import Store
@@ -337,9 +358,9 @@ def cmd_validate_lab(args) -> int:
         out.print("[green]ok[/] every cell the rubric names is in the student notebook and the solution")
     expected = {"reference-solution": "G", "student-template": "U"}
     with tempfile.TemporaryDirectory(prefix="autograder-validate-") as tmp:
-        reference = Path(tmp) / "reference-solution.ipynb"
-        nbformat.write(reference_submission(lab.solution_path, lab.notebook_path), reference)
-        subs = [take("reference-solution", reference), take("student-template", lab.notebook_path)]
+        files = lab.spec.files.student
+        subs = [take_folder("reference-solution", write_reference_submission(lab, Path(tmp) / "reference"), files),
+                take_folder("student-template", write_template_submission(lab, Path(tmp) / "template"), files)]
         results = _grade(lab, subs, Store(Path(tmp) / "grades.db"), args, force=True)
     print_results(out, results, f"{lab.name}: validation")
     probe_found = probe_problems(lab, results[0])
@@ -366,7 +387,7 @@ def _validation_verdict(result) -> str:
 
 
 def cmd_assign(args) -> int:
-    from autograder.assign import write_student_notebook
+    from autograder.assign import write_student_module, write_student_notebook
     from autograder.lab import find_root
     from autograder.loading import load_model
     from autograder.spec import LabSpec
@@ -379,7 +400,60 @@ def cmd_assign(args) -> int:
     target = root / "assignments" / args.lab / spec.notebook
     write_student_notebook(solution, target)
     out.print(f"wrote {target}")
+    for name in spec.files.student:
+        source = root / "reference" / args.lab / name
+        if not source.is_file():
+            raise UserError(f"{source} does not exist", f"write the reference {name} with solution markers there")
+        try:
+            write_student_module(source, target.parent / name)
+        except ValueError as exc:
+            raise UserError(str(exc), "mark the solution in the module as in the notebook") from exc
+        out.print(f"wrote {target.parent / name}")
     return 0
+
+
+def cmd_release(args) -> int:
+    import shutil
+
+    from autograder.lab import load_lab
+    from autograder.release import release
+
+    lab = load_lab(args.lab, args.root)
+    target = args.output or lab.root / "release" / lab.name
+    kit = release(lab, target, force=args.force)
+    out.print(f"wrote the student kit for {lab.name} to {kit.folder} ({len(kit.files)} files)")
+    for line in kit.checks:
+        out.print(f"[green]ok[/] no leak of the {escape(line)}")
+    if args.zip:
+        archive = shutil.make_archive(str(kit.folder), "zip", root_dir=kit.folder.parent, base_dir=kit.folder.name)
+        out.print(f"wrote {archive}")
+    return 0
+
+
+def cmd_check(args) -> int:
+    from autograder.lab import find_for_check
+    from autograder.report import clean, criteria_table
+    from autograder.selfcheck import check
+
+    lab = find_for_check(args.lab, args.path, args.root)
+    out.print(f"Checking {args.path} against {lab.name} (lab version {lab.version}) on this computer; "
+              "nothing in your folder is changed.")
+    checked = check(lab, args.path)
+    out.print(criteria_table(checked.result))
+    for note in checked.result.notes:
+        out.print(clean(f"note: {note}"))
+    if checked.margin:
+        out.print("[green]Everything the self-check can check passes, with a margin.[/] "
+                  "Estimates are marked: grading measures them on hidden data.")
+        return 0
+    if checked.passed:
+        names = ", ".join(c.id for c in checked.close)
+        out.print(f"[yellow]Everything passes, but {names} {'is' if len(checked.close) == 1 else 'are'} close to "
+                  "the bar:[/] grading on hidden data may decide the other way.")
+        return 0
+    names = ", ".join(c.id for c in checked.problems) or "notebook-runs"
+    out.print(f"[red]Not yet: {names} would keep this from G.[/] See 'What to do' above.")
+    return 1
 
 
 def cmd_sandbox(args) -> int:
@@ -447,5 +521,6 @@ def cmd_schema(args) -> int:
 
 
 COMMANDS = {"grade": cmd_grade, "export": cmd_export, "review": cmd_review, "override": cmd_override,
-            "show": cmd_show, "validate-lab": cmd_validate_lab, "assign": cmd_assign, "sandbox": cmd_sandbox,
+            "show": cmd_show, "validate-lab": cmd_validate_lab, "assign": cmd_assign, "release": cmd_release,
+            "check": cmd_check, "sandbox": cmd_sandbox,
             "schema": cmd_schema}

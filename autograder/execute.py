@@ -10,7 +10,11 @@ import shutil
 from dataclasses import dataclass
 from pathlib import Path
 
+import nbformat
+
+from autograder.intake import Submission
 from autograder.lab import Lab
+from autograder.restore import restore
 from autograder.results import ExecutionResult
 from autograder.sandbox import SandboxBackend, SandboxJob, SandboxRun
 from autograder.spec import Limits, human_size
@@ -50,10 +54,30 @@ def request(lab: Lab, limits: Limits) -> dict:
     }
 
 
-def execute(lab: Lab, notebook: Path, backend: SandboxBackend, limits: Limits, artifacts: Path,
+def modules(lab: Lab, sub: Submission) -> dict[str, bytes]:
+    """The Python modules that sit beside the notebook: the student's, and the provided ones as released."""
+    files = {name: sub.file_bytes(name) for name in lab.spec.files.student if name in sub.files}
+    files.update({name: lab.template_path(name).read_bytes() for name in lab.spec.files.provided})
+    return files
+
+
+def prepared_notebook(lab: Lab, sub: Submission) -> bytes:
+    """The student's notebook with its locked cells restored from the release, as it will run."""
+    submitted = nbformat.reads(sub.notebook_bytes().decode("utf-8"), as_version=4)
+    released = nbformat.read(lab.notebook_path, as_version=4)
+    return nbformat.writes(restore(submitted, released).notebook).encode()
+
+
+def write_modules(folder: Path, files: dict[str, bytes]) -> None:
+    for name, data in files.items():
+        (folder / name).write_bytes(data)
+
+
+def execute(lab: Lab, sub: Submission, backend: SandboxBackend, limits: Limits, artifacts: Path,
             scratch: Path | None = None, gpu_ids: list[str] | None = None) -> Executed:
     with workdir("execute", scratch) as wd:
-        shutil.copyfile(notebook, wd / "submission.ipynb")
+        (wd / "submission.ipynb").write_bytes(prepared_notebook(lab, sub))
+        write_modules(wd, modules(lab, sub))
         copy_read_only(lab.public_data_dir, wd / "data")
         job = SandboxJob(stage="execute", workdir=wd, request=request(lab, limits), limits=limits,
                          gpu_ids=gpu_ids or [])

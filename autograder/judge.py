@@ -9,7 +9,6 @@ from autograder.criteria import build
 from autograder.criteria.base import Evidence, ProbeData
 from autograder.intake import Submission
 from autograder.lab import Lab
-from autograder.notebooks import load_notebook
 from autograder.pytest_plugin import TestContext, run_tests
 from autograder.results import ExecutionResult, SubmissionResult
 from autograder.rubric import decide
@@ -18,9 +17,19 @@ from autograder.rubric import decide
 _PYTEST_LOCK = threading.Lock()
 
 
+def _submitted(submission: Submission):
+    """The notebook as handed in, as data; None when it can't be read."""
+    import nbformat
+
+    try:
+        return nbformat.reads(submission.notebook_bytes().decode("utf-8", "replace"), as_version=4)
+    except Exception:  # unreadable now though intake read it: treat as absent
+        return None
+
+
 def judge(lab: Lab, submission: Submission, execution: ExecutionResult, notebook, probes: ProbeData,
           backend: str = "") -> SubmissionResult:
-    submitted = None if submission.problem else load_notebook(submission.path)
+    submitted = None if submission.problem else _submitted(submission)
     evidence = Evidence(lab=lab, execution=execution, notebook=notebook or submitted, probes=probes,
                         labels=lab.labels(), submitted=submitted)
     wants_tests = any(c.kind == "hidden-tests" for c in lab.rubric.criteria)

@@ -37,51 +37,119 @@ def sha256_files(paths: list[Path]) -> str:
 
 @dataclass
 class Lab:
+    """One lab as the grader sees it. `public_only` is the self-check's view (the student kit, or the
+    course repository read as a student would): no hidden data, probes or tests, and each hidden split
+    measured on its public stand-in."""
+
     name: str
     root: Path
     spec: LabSpec
     rubric: Rubric
+    assignment_dir: Path = None  # type: ignore[assignment]  # set in __post_init__ for the course layout
+    rubric_path: Path = None  # type: ignore[assignment]
+    reference_dir: Path | None = None
+    release_dir: Path = None  # type: ignore[assignment]  # the notebook and modules as handed out
+    public_only: bool = False
     _data: dict[str, tuple[np.ndarray, np.ndarray]] = field(default_factory=dict, repr=False)
 
-    @property
-    def assignment_dir(self) -> Path:
-        return self.root / "assignments" / self.name
-
-    @property
-    def reference_dir(self) -> Path:
-        return self.root / "reference" / self.name
+    def __post_init__(self) -> None:
+        if self.assignment_dir is None:
+            self.assignment_dir = self.root / "assignments" / self.name
+        if self.rubric_path is None:
+            self.rubric_path = self.root / "rubrics" / f"{self.name}.yaml"
+        if self.reference_dir is None and not self.public_only:
+            self.reference_dir = self.root / "reference" / self.name
+        if self.release_dir is None:
+            self.release_dir = self.assignment_dir
 
     @property
     def spec_path(self) -> Path:
         return self.assignment_dir / "lab.yaml"
 
     @property
-    def rubric_path(self) -> Path:
-        return self.root / "rubrics" / f"{self.name}.yaml"
-
-    @property
     def notebook_path(self) -> Path:
-        return self.assignment_dir / self.spec.notebook
+        """The student notebook as released (in a kit: the pristine copy, not the one being worked on)."""
+        return self.release_dir / self.spec.notebook
 
     @property
     def public_data_dir(self) -> Path:
         return self.assignment_dir / "data"
 
     @property
+    def hidden(self) -> Path:
+        """The staff folder; asking for it in the self-check's view is a harness bug."""
+        if self.reference_dir is None:
+            raise RuntimeError(f"lab {self.name}: no hidden files in the self-check's view")
+        return self.reference_dir
+
+    @property
+    def public_probes_path(self) -> Path:
+        return self.assignment_dir / "probes.py"
+
+    @property
     def probes_path(self) -> Path:
-        return self.reference_dir / "probes.py"
+        """The hidden probes."""
+        return self.hidden / "probes.py"
+
+    @property
+    def public_tests_dir(self) -> Path:
+        return self.assignment_dir / "tests"
 
     @property
     def tests_dir(self) -> Path:
-        return self.reference_dir / "tests"
+        """The hidden tests."""
+        return self.hidden / "tests"
 
     @property
     def solution_path(self) -> Path:
-        return self.reference_dir / "solution.ipynb"
+        return self.hidden / "solution.ipynb"
+
+    def probe_files(self) -> list[Path]:
+        """Public probes first, then the hidden ones (left out of the self-check)."""
+        files = [self.public_probes_path] if self.public_probes_path.is_file() else []
+        if not self.public_only and self.probes_path.is_file():
+            files.append(self.probes_path)
+        return files
+
+    def test_files(self) -> list[Path]:
+        """Public tests, then hidden ones (left out of the self-check)."""
+        folders = [self.public_tests_dir] + ([] if self.public_only else [self.tests_dir])
+        return [f for d in folders if d.is_dir() for f in sorted(d.glob("test_*.py"))]
+
+    def public_test(self, path: Path) -> bool:
+        return path.resolve().is_relative_to(self.public_tests_dir.resolve())
+
+    def template_path(self, name: str) -> Path:
+        """A student module as handed out, or a provided module."""
+        return self.release_dir / name
+
+    def source_path(self, name: str) -> Path:
+        """A student module's source, with its solution regions (staff only)."""
+        return self.hidden / name
 
     def split_path(self, split: str) -> Path:
-        base = self.reference_dir if self.spec.splits[split] == "hidden" else self.assignment_dir
-        return base / "data" / f"{split}.npz"
+        if self.spec.splits[split] == "hidden":
+            if self.public_only:
+                return self.assignment_dir / "data" / f"{self.stand_in(split)}.npz"
+            return self.hidden / "data" / f"{split}.npz"
+        return self.assignment_dir / "data" / f"{split}.npz"
+
+    def stand_in(self, split: str) -> str:
+        chosen = self.spec.stand_in(split)
+        if chosen is None:
+            raise ConfigError(self.spec_path, "self_check.stand_ins",
+                              f"the hidden split {split!r} has no public split to stand in for it",
+                              f"add `self_check: {{stand_ins: {{{split}: val}}}}` naming a public split")
+        return chosen
+
+    def split_label(self, split: str) -> str:
+        """How a message names a split: 'the hidden test set', or in the self-check
+        'the val set (standing in for the hidden test set)'."""
+        if self.spec.splits.get(split) != "hidden":
+            return f"the {split} set"
+        if self.public_only:
+            return f"the {self.stand_in(split)} set (standing in for the hidden {split} set)"
+        return f"the hidden {split} set"
 
     def split(self, split: str) -> tuple[np.ndarray, np.ndarray]:
         """(X, y) of a split, read once; hidden labels stay on the host."""
@@ -107,7 +175,7 @@ class Lab:
 
     @cached_property
     def probes_hash(self) -> str:
-        return sha256_files([self.probes_path])[:16]
+        return sha256_files(self.probe_files())[:16]
 
     @cached_property
     def data_hash(self) -> str:
@@ -118,18 +186,26 @@ class Lab:
         return sha256_files(self.test_files())[:16]
 
     @cached_property
+    def release_hash(self) -> str:
+        """What intake restores from: the released notebook (locked cells) and the provided modules."""
+        return sha256_files([self.notebook_path] + [self.template_path(f) for f in self.spec.files.provided])[:16]
+
+    @cached_property
     def version(self) -> str:
         """The declared version plus a fingerprint of everything graded, so a silent edit still counts."""
         fingerprint = hashlib.sha256(
-            (self.spec.model_dump_json() + self.probes_hash + self.data_hash + self.tests_hash).encode()
+            (self.spec.model_dump_json() + self.probes_hash + self.data_hash + self.tests_hash
+             + self.release_hash).encode()
         ).hexdigest()[:8]
         return f"{self.spec.version}+{fingerprint}"
 
-    def test_files(self) -> list[Path]:
-        return sorted(self.tests_dir.glob("test_*.py")) if self.tests_dir.is_dir() else []
+
+KIT_RUBRIC = "rubric.yaml"  # in a student kit the rubric sits beside lab.yaml
+KIT_HANDOUT = "handout"  # in a student kit: pristine copies of the notebook and modules, restored from
 
 
-def load_lab(name: str, root: Path | None = None) -> Lab:
+def load_lab(name: str, root: Path | None = None, public_only: bool = False) -> Lab:
+    """A lab of the course folder; `public_only` gives the self-check's view of it."""
     root = find_root(root)
     folder = root / "assignments" / name
     if not folder.is_dir():
@@ -139,9 +215,40 @@ def load_lab(name: str, root: Path | None = None) -> Lab:
     spec = load_model(folder / "lab.yaml", LabSpec)
     rubric_path = root / "rubrics" / f"{name}.yaml"
     rubric = load_model(rubric_path, Rubric)
-    lab = Lab(name=name, root=root, spec=spec, rubric=rubric)
+    lab = Lab(name=name, root=root, spec=spec, rubric=rubric, public_only=public_only)
     _check(lab)
     return lab
+
+
+def load_kit(folder: Path) -> Lab:
+    """A student kit made by `autograder release`: lab.yaml, rubric.yaml, the notebook, public data,
+    probes and tests in one folder. Always the self-check's view: a kit holds nothing hidden."""
+    folder = Path(folder).resolve()
+    spec = load_model(folder / "lab.yaml", LabSpec)
+    rubric = load_model(folder / KIT_RUBRIC, Rubric)
+    lab = Lab(name=spec.name, root=folder, spec=spec, rubric=rubric, assignment_dir=folder,
+              rubric_path=folder / KIT_RUBRIC, release_dir=folder / KIT_HANDOUT, public_only=True)
+    _check(lab)
+    return lab
+
+
+def find_for_check(name: str, path: Path, root: Path | None = None) -> Lab:
+    """The lab a self-check runs against: the course folder's (public view) when PATH or the working
+    dir is inside one, else the student kit holding PATH or the working dir."""
+    starts = [Path(path).resolve(), Path.cwd().resolve()] if root is None else []
+    if root is not None:
+        return load_lab(name, root, public_only=True)
+    for start in starts:
+        for folder in (start, *start.parents):
+            if (folder / "lab.yaml").is_file() and (folder / KIT_RUBRIC).is_file():
+                lab = load_kit(folder)
+                if lab.name == name:
+                    return lab
+            if (folder / "assignments" / name / "lab.yaml").is_file() and (folder / "rubrics").is_dir():
+                return load_lab(name, folder, public_only=True)
+    raise UserError(f"no lab named {name!r} around {path} or the working folder",
+                    "run the check inside the student kit (the folder with lab.yaml and rubric.yaml) "
+                    "or the course folder, or pass --root")
 
 
 def probe_names(path: Path) -> set[str]:
@@ -166,17 +273,42 @@ def _check(lab: Lab) -> None:
         raise ConfigError(lab.spec_path, "notebook", f"{lab.notebook_path} does not exist",
                           f"run `autograder assign {lab.name}` to generate it")
     for split in lab.spec.splits:
+        if lab.public_only and lab.spec.splits[split] == "hidden":
+            lab.stand_in(split)  # a ConfigError when there is none
         if not lab.split_path(split).is_file():
             raise ConfigError(lab.spec_path, f"splits.{split}", f"{lab.split_path(split)} does not exist",
                               "add the data file or remove the split")
-    if not lab.probes_path.is_file():
-        raise ConfigError(lab.probes_path, None, "file not found", "every lab needs reference/<lab>/probes.py")
-    probes = probe_names(lab.probes_path)
+    for i, name in enumerate(lab.spec.files.student):
+        if not lab.template_path(name).is_file():
+            raise ConfigError(lab.spec_path, f"files.student[{i}]", f"{lab.template_path(name)} does not exist",
+                              f"write {lab.source_path(name) if lab.reference_dir else name} with solution "
+                              f"markers and run `autograder assign {lab.name}`")
+        if lab.reference_dir is not None and not lab.source_path(name).is_file():
+            raise ConfigError(lab.spec_path, f"files.student[{i}]", f"{lab.source_path(name)} does not exist",
+                              "the reference module, with ### BEGIN SOLUTION / ### END SOLUTION markers, "
+                              "from which the template is made")
+    for i, name in enumerate(lab.spec.files.provided):
+        if not lab.template_path(name).is_file():
+            raise ConfigError(lab.spec_path, f"files.provided[{i}]", f"{lab.template_path(name)} does not exist",
+                              "add the module to the assignment folder or remove it from the list")
+    files = lab.probe_files()
+    if not files:
+        where = lab.public_probes_path if lab.public_only else lab.probes_path
+        raise ConfigError(where, None, "file not found",
+                          "every lab needs probes: assignments/<lab>/probes.py (public) or "
+                          "reference/<lab>/probes.py (hidden)")
+    probes: dict[str, Path] = {}
+    for path in files:
+        for name in probe_names(path):
+            if name in probes:
+                raise ConfigError(path, f"probe_{name}", f"is also defined in {probes[name]}",
+                                  "give every probe one name across the public and hidden probes")
+            probes[name] = path
     for i, c in enumerate(lab.rubric.criteria):
         probe = getattr(c, "probe", None)
-        if probe is not None and probe not in probes:
+        if probe is not None and probe not in probes and not lab.public_only:
             raise ConfigError(lab.rubric_path, f"criteria[{i}].probe",
-                              f"names probe {probe!r}, but {lab.probes_path.name} defines no probe_{probe}()",
+                              f"names probe {probe!r}, but no probes file defines probe_{probe}()",
                               f"probes defined: {', '.join(sorted(probes)) or 'none'}")
         for attr in ("split", "train", "test"):
             split = getattr(c, attr, None)
@@ -189,6 +321,12 @@ def _check(lab: Lab) -> None:
             raise ConfigError(lab.rubric_path, f"criteria[{i}].export",
                               f"names export {export!r}, which lab.yaml does not list under `exports`",
                               f"exports: {', '.join(lab.spec.exports)}")
-        if c.kind == "hidden-tests" and not lab.test_files():
-            raise ConfigError(lab.rubric_path, f"criteria[{i}]", f"no test_*.py files in {lab.tests_dir}",
+        if c.kind == "hidden-tests" and not lab.test_files() and not lab.public_only:
+            raise ConfigError(lab.rubric_path, f"criteria[{i}]",
+                              f"no test_*.py files in {lab.tests_dir} or {lab.public_tests_dir}",
                               "add hidden tests or remove the criterion")
+
+
+def probe_sources(lab: Lab) -> dict[str, Path]:
+    """probe name -> the file defining it, for the probes this view of the lab runs."""
+    return {name: path for path in lab.probe_files() for name in probe_names(path)}

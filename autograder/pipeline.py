@@ -24,7 +24,7 @@ from autograder.cohort import cross_check
 from autograder.criteria.base import DEFAULT_ADVICE, ProbeData
 from autograder.decisions import apply_overrides
 from autograder.errors import UserError
-from autograder.execute import Executed, execute
+from autograder.execute import Executed, execute, modules
 from autograder.execute import request as execute_request
 from autograder.intake import Submission
 from autograder.judge import judge
@@ -175,11 +175,11 @@ class Grader:
 
     def _execute(self, sub: Submission) -> tuple[Executed, StageRecord]:
         key = _key("execute", sub.sha256, execute_request(self.lab, self.limits), self.limits.model_dump(),
-                   self.lab.data_hash, _RUNNER_HASH, self.backend.name, __version__)
+                   self.lab.data_hash, self.lab.release_hash, _RUNNER_HASH, self.backend.name, __version__)
 
         def run(folder: Path) -> ExecutionResult:
             with self.gpu_pool.acquire(self.limits.gpus) as gpu_ids:
-                return execute(self.lab, sub.path, self.backend, self.limits, folder, self.options.scratch,
+                return execute(self.lab, sub, self.backend, self.limits, folder, self.options.scratch,
                                gpu_ids).result
 
         result, record = self._stage("execute", sub, key, ExecutionResult, run)
@@ -192,7 +192,7 @@ class Grader:
         def run(folder: Path) -> ProbeReport:
             with self.gpu_pool.acquire(self.probe_limits.gpus) as gpu_ids:
                 return probe(self.lab, executed.exports_dir, self.backend, self.probe_limits, folder,
-                             self.options.scratch, gpu_ids)
+                             self.options.scratch, gpu_ids, modules(self.lab, sub))
 
         return self._stage("probe", sub, key, ProbeReport, run)
 

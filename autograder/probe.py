@@ -26,17 +26,27 @@ NAME = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
 
 
 def probe(lab: Lab, exports: Path, backend: SandboxBackend, limits: Limits, artifacts: Path,
-          scratch: Path | None = None, gpu_ids: list[str] | None = None) -> ProbeReport:
-    """Run the probes; their outputs land in `artifacts`/outputs. Never raises for the student's doing."""
+          scratch: Path | None = None, gpu_ids: list[str] | None = None,
+          modules: dict[str, bytes] | None = None) -> ProbeReport:
+    """Run the probes; their outputs land in `artifacts`/outputs. Never raises for the student's doing.
+    `modules` (the student's and provided Python files) are importable there, by probes and by the
+    exports that refer to them."""
     with workdir("probe", scratch) as wd:
         copy_read_only(exports, wd / "exports")
+        (wd / "modules").mkdir()
+        for name, data in (modules or {}).items():
+            (wd / "modules" / name).write_bytes(data)
         inputs = wd / "inputs"
         inputs.mkdir()
         for split, x in lab.inputs().items():
             np.save(inputs / f"{split}.npy", x, allow_pickle=False)
-        shutil.copyfile(lab.probes_path, wd / "probes.py")
-        request = {"probes": "probes.py", "exports": lab.spec.exports, "exports_dir": "exports",
-                   "inputs_dir": "inputs", "outputs_dir": OUTPUTS}
+        (wd / "probes").mkdir()
+        probe_files = []
+        for i, path in enumerate(lab.probe_files()):  # public first, then hidden
+            shutil.copyfile(path, wd / "probes" / f"probes_{i}.py")
+            probe_files.append(f"probes/probes_{i}.py")
+        request = {"probes": probe_files, "exports": lab.spec.exports, "exports_dir": "exports",
+                   "inputs_dir": "inputs", "outputs_dir": OUTPUTS, "modules_dir": "modules"}
         run = backend.run(SandboxJob(stage="probe", workdir=wd, request=request, limits=limits, gpu_ids=gpu_ids or []))
         base = {"duration_s": run.duration_s}
         if run.status != "ok":

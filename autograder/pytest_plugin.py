@@ -78,6 +78,7 @@ class JudgePlugin:
         self.results: list[HiddenTestResult] = []
         self.errors: list[str] = []
         self.marks: dict[str, tuple[bool, float]] = {}  # node id -> (public, weight)
+        self.kit: dict[str, bool] = {}  # node id -> whether the test is one of the public ones students have
 
     def pytest_configure(self, config: pytest.Config) -> None:
         for line in MARKERS.values():
@@ -94,6 +95,7 @@ class JudgePlugin:
                                        f"not {mark.args or mark.kwargs}")
                     weight = 1.0
             self.marks[item.nodeid] = (item.get_closest_marker("public") is not None, weight)
+            self.kit[item.nodeid] = self.ctx.lab.public_test(Path(item.path))
 
     @pytest.fixture
     def probe_outputs(self) -> ProbeOutputs:
@@ -121,8 +123,14 @@ class JudgePlugin:
         return record
 
     @pytest.fixture
-    def probes_module(self) -> ModuleType:
-        return import_probes(self.ctx.lab.probes_path)
+    def probes_module(self, request: pytest.FixtureRequest) -> ModuleType:
+        """The probes of the test's own tier: public tests get the public probes, hidden tests the hidden."""
+        lab = self.ctx.lab
+        public = lab.public_test(Path(request.path))
+        path = lab.public_probes_path if public or lab.public_only else lab.probes_path
+        if not path.is_file():
+            pytest.fail(f"the lab has no {path.relative_to(lab.root)}", pytrace=False)
+        return import_probes(path)
 
     @pytest.fixture
     def lab(self):
@@ -137,8 +145,9 @@ class JudgePlugin:
         if report.when == "call" or (report.when == "setup" and not report.passed):
             outcome = report.outcome if report.when == "call" else ("skipped" if report.skipped else "error")
             public, weight = self.marks.get(report.nodeid, (False, 1.0))
-            self.results.append(HiddenTestResult(name=name, outcome=outcome, message=_message(report), public=public,
-                                                 weight=weight))
+            kit = self.kit.get(report.nodeid, False)
+            self.results.append(HiddenTestResult(name=name, outcome=outcome, message=_message(report),
+                                                 public=public or kit, weight=weight, kit=kit))
 
     def pytest_internalerror(self, excrepr) -> None:
         self.errors.append(_first_line(str(excrepr)))
@@ -178,9 +187,10 @@ def _first_line(text: str) -> str:
 def run_tests(files: list[Path], context: TestContext) -> tuple[list[HiddenTestResult], str]:
     """Run hidden test files in this process; returns the results and a harness error (or "")."""
     plugin = JudgePlugin(context)
+    folders = sorted({f.parent.resolve() for f in files})
     args = [str(f) for f in files] + [
         # An empty config: the hidden tests never pick up the course repo's own pytest settings.
-        "-c", os.devnull, "--rootdir", str(files[0].parent), "-p", "no:cacheprovider", "-p", "no:terminal",
+        "-c", os.devnull, "--rootdir", os.path.commonpath(folders), "-p", "no:cacheprovider", "-p", "no:terminal",
         "-p", "no:stepwise", "-s", "--import-mode=importlib", "-W", "ignore",
     ]
     saved_path = list(sys.path)
@@ -195,7 +205,7 @@ def run_tests(files: list[Path], context: TestContext) -> tuple[list[HiddenTestR
         sys.path[:] = saved_path
         # Two labs may both have tests/test_hidden.py: never let one lab's module stand in for another's.
         for name in set(sys.modules) - saved_modules:
-            if _under(getattr(sys.modules[name], "__file__", None), files[0].parent):
+            if any(_under(getattr(sys.modules[name], "__file__", None), folder) for folder in folders):
                 del sys.modules[name]
         if saved_env is None:
             os.environ.pop("PYTEST_DISABLE_PLUGIN_AUTOLOAD", None)

@@ -88,6 +88,11 @@ def criteria_table(result: SubmissionResult) -> Table:
         if c.override is not None:
             status.append(f"\n(teacher; was {c.override.was})", style="dim")
         message = clean(c.message)
+        if c.close:
+            message.append("\nClose to the bar: grading on hidden data may decide the other way; aim for a margin.",
+                           style="yellow")
+        if c.estimate:
+            message.append(f"\nEstimate: {c.estimate}.", style="dim")
         if c.override is not None:
             message.append(f"\nDecided by {c.override.by} on {c.override.at:%Y-%m-%d}: {c.override.note}")
         t.add_row(clean(c.id), status, measured(c), message, clean(c.advice))

@@ -40,6 +40,8 @@ class CriterionResult(BaseModel):
     details: dict[str, Any] = Field(default_factory=dict, description="Evidence for the TA; not all of it is "
                                     "shown to the student.")
     override: Override | None = None
+    estimate: str = Field("", description="Set by the self-check: why grading may measure this differently.")
+    close: bool = Field(False, description="Set by the self-check: an estimate within the safe margin of its bar.")
 
 
 class ExecutionResult(BaseModel):
@@ -87,6 +89,7 @@ class HiddenTestResult(BaseModel):
     message: str = Field("", description="Shown to the student only when the test is public.")
     public: bool = Field(False, description="Marked @pytest.mark.public: its failure message may be shown.")
     weight: float = Field(1.0, ge=0, description="From @pytest.mark.weight(w), for partial credit.")
+    kit: bool = Field(False, description="One of the public tests the students have (assignments/<lab>/tests).")
 
 
 class SubmissionResult(BaseModel):

@@ -57,6 +57,52 @@ class Limits(BaseModel):
         return v
 
 
+FileName = Annotated[str, Field(pattern=r"^[A-Za-z0-9_][A-Za-z0-9_.-]*\.py$")]
+
+
+class Files(BaseModel):
+    """Python modules that travel with the notebook: the student's own, and those handed out."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    student: list[FileName] = Field(
+        default_factory=list, description="Modules the student writes and hands in beside the notebook; a "
+        "missing one gets U. Their templates are generated from reference/<lab>/<file> like the notebook.")
+    provided: list[FileName] = Field(
+        default_factory=list, description="Modules handed out in assignments/<lab>/; restored from there at "
+        "intake, whatever the student handed in under that name.")
+
+    @model_validator(mode="after")
+    def _distinct(self) -> Files:
+        names = self.student + self.provided
+        twice = sorted({n for n in names if names.count(n) > 1})
+        if twice:
+            raise ValueError(f"{twice} listed twice; a file is either the student's or provided")
+        clash = sorted(n for n in names if n.removesuffix(".py") in RESERVED_MODULES)
+        if clash:
+            raise ValueError(f"{clash} would shadow a module the harness needs; rename them")
+        return self
+
+    @property
+    def all(self) -> list[str]:
+        return self.student + self.provided
+
+
+# Modules a student or provided file may not be named after: the kernel and probes import them.
+RESERVED_MODULES = frozenset({"probes", "numpy", "torch", "cloudpickle", "papermill", "nbformat", "runner",
+                              "submission", "autograder"})
+
+
+class SelfCheck(BaseModel):
+    """How `autograder check` stands in for what only grading has."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    stand_ins: dict[Identifier, Identifier] = Field(
+        default_factory=dict, description="hidden split -> public split measured in its place by the self-check; "
+        "by default every hidden split is stood in for by `val`.")
+
+
 class LabSpec(BaseModel):
     """What the harness needs to run a lab; public, because students may read it."""
 
@@ -76,6 +122,8 @@ class LabSpec(BaseModel):
         description="Data splits: public ones live in assignments/<lab>/data/<split>.npz, "
         "hidden ones in reference/<lab>/data/."
     )
+    files: Files = Field(default_factory=Files, description="Modules beside the notebook.")
+    self_check: SelfCheck = Field(default_factory=SelfCheck)
     limits: Limits = Field(default_factory=Limits)
     probe_limits: Limits = Field(
         default_factory=lambda: Limits(timeout=120, cell_timeout=None),
@@ -101,4 +149,19 @@ class LabSpec(BaseModel):
     def _has_splits(self) -> LabSpec:
         if not self.splits:
             raise ValueError("splits: name at least one data split")
+        for hidden, public in self.self_check.stand_ins.items():
+            if self.splits.get(hidden) != "hidden":
+                raise ValueError(f"self_check.stand_ins: {hidden!r} is not a hidden split of this lab")
+            if self.splits.get(public) != "public":
+                raise ValueError(f"self_check.stand_ins: {hidden!r} stands in by {public!r}, which is not a "
+                                 "public split")
         return self
+
+    def stand_in(self, split: str) -> str | None:
+        """The public split the self-check measures in place of `split` (itself when public), or None."""
+        if self.splits.get(split) == "public":
+            return split
+        chosen = self.self_check.stand_ins.get(split)
+        if chosen is None and self.splits.get("val") == "public":
+            chosen = "val"
+        return chosen

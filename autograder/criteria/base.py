@@ -37,6 +37,12 @@ class ThresholdSpec(CriterionSpec):
     review_margin: float = Field(
         0, ge=0, description="A value at most this far on the failing side of the bar gets `review`, not `fail`."
     )
+    check_margin: float | None = Field(
+        None, ge=0, description="How far from the bar the self-check calls an estimate safe (default: 5% of the "
+        "bar); closer, it warns that grading on hidden data may decide the other way.")
+
+    def safe_margin(self, threshold: float) -> float:
+        return self.check_margin if self.check_margin is not None else 0.05 * abs(threshold)
 
     def status(self, passed: bool, distance: float) -> Status:
         """pass, or review when `distance` past the bar is within the margin, else fail."""

@@ -1,7 +1,9 @@
-"""The lab's hidden pytest tests, run on the host by the judge, pass: all of them, or enough of their weight.
+"""The lab's pytest tests, run on the host by the judge, pass: all of them, or enough of their weight.
 
-A hidden test's name and assertion message can give the tests away, so the student sees them only
-for tests marked `@pytest.mark.public`; the TA's details keep everything.
+The public tests (assignments/<lab>/tests, in the student kit) run first, then the hidden ones
+(reference/<lab>/tests, grading only); the self-check runs only the public ones. A hidden test's
+name and assertion message can give the tests away, so the student sees them only for tests marked
+`@pytest.mark.public` (public tests always); the TA's details keep everything.
 """
 
 from __future__ import annotations
@@ -46,32 +48,40 @@ class HiddenTests(Criterion):
             return self.result("error", f"None of the lab's {len(tests)} hidden tests ran: all were skipped.",
                                tests=_details(tests))
         failed = [t for t in counted if t.outcome != "passed"]
+        noun = _noun(counted)
         total = sum(t.weight for t in counted)
         score = sum(t.weight for t in counted if t.outcome == "passed") / total if total else 1.0
         score = round(score, 4)
         status = s.status(score >= s.min_score, s.min_score - score)
         details = dict(score=score, passed=f"{len(counted) - len(failed)}/{len(counted)}", tests=_details(tests))
         if not failed:
-            return self.result("pass", f"All {len(counted)} hidden tests pass.", score, s.min_score, **details)
-        what = _what_failed(failed, len(counted), _probe_failures(evidence.probes))
+            return self.result("pass", f"All {len(counted)} {noun} pass.", score, s.min_score, **details)
+        what = _what_failed(failed, len(counted), _probe_failures(evidence.probes), noun)
+        name = noun[:1].upper() + noun[1:]
         if status == "pass":
-            message = f"Hidden tests score {score:.2f} (at least {s.min_score:.2f} needed); {what}."
+            message = f"{name} score {score:.2f} (at least {s.min_score:.2f} needed); {what}."
         elif status == "review":
-            message = f"Hidden tests score {score:.2f}, below the {s.min_score:.2f} needed but {BORDERLINE}; {what}."
+            message = f"{name} score {score:.2f}, below the {s.min_score:.2f} needed but {BORDERLINE}; {what}."
         elif s.min_score < 1:
-            message = f"Hidden tests score {score:.2f}, below the {s.min_score:.2f} needed; {what}."
+            message = f"{name} score {score:.2f}, below the {s.min_score:.2f} needed; {what}."
         else:
             message = f"{what[:1].upper()}{what[1:]}."
         return self.result(status, message, score, s.min_score, **details)
 
 
-def _what_failed(failed: list[HiddenTestResult], counted: int, shareable: set[str]) -> str:
+def _noun(tests: list[HiddenTestResult]) -> str:
+    """What the student calls these tests: the public ones they have, the hidden ones, or both."""
+    kit = sum(t.kit for t in tests)
+    return "public tests" if kit == len(tests) else "hidden tests" if kit == 0 else "tests"
+
+
+def _what_failed(failed: list[HiddenTestResult], counted: int, shareable: set[str], noun: str) -> str:
     """'1 of 4 hidden tests failed', naming a failure only where the student may see it: a public
     test's, or the probes' own report of why the student's objects could not be evaluated."""
     public = [t for t in failed if t.public]
     hidden = [t for t in failed if not t.public]
     if not public:
-        text = f"{len(hidden)} of {counted} hidden tests failed"
+        text = f"{len(hidden)} of {counted} {noun} failed"
         reason = next((t.message for t in hidden if t.message in shareable), "")
         return f"{text}: {_one_line(reason)}" if reason else text
     first = public[0]

@@ -220,8 +220,7 @@ class GeneralizationGap(Criterion):
 
 
 def _split_name(evidence: Evidence, split: str) -> str:
-    hidden = evidence.lab.spec.splits.get(split) == "hidden"
-    return f"the hidden {split} set" if hidden else f"the {split} set"
+    return evidence.lab.split_label(split)
 
 
 def _capital(text: str) -> str:

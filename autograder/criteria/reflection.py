@@ -135,7 +135,9 @@ def template_text(lab: Any, spec: ReflectionSpec) -> str:
 
 
 def reference_text(lab: Any, spec: ReflectionSpec) -> str | None:
-    """The reference solution's answer, or None when the solution has none."""
+    """The reference solution's answer, or None when the solution has none (or, in the self-check, is hidden)."""
+    if getattr(lab, "public_only", False):
+        return None
     text = staff_cells(Path(lab.solution_path), spec.cell)[spec.cell]
     return (text.strip() or None) if text else None
 

@@ -1,0 +1,111 @@
+"""`autograder check LAB PATH`: a student's own run of the grading pipeline, before the deadline.
+
+The same stages and criteria as `autograder grade`, on the local backend (no Docker, no network),
+against the lab's public view: hidden splits are measured on their public stand-ins (usually `val`)
+and only the public tests run. Every result that grading may measure differently is marked as an
+estimate with the reason, and an estimate close to its bar is flagged, so "passes" means "passes
+with a margin". The student's files are only read: the run happens in temporary folders, and the
+results go to a throwaway store.
+"""
+
+from __future__ import annotations
+
+import tempfile
+from dataclasses import dataclass
+from pathlib import Path
+
+from autograder import embeddings
+from autograder.criteria.base import ThresholdSpec
+from autograder.intake import Submission, discover, take_beside
+from autograder.lab import Lab
+from autograder.pipeline import Grader, Options
+from autograder.results import SubmissionResult
+from autograder.sandbox.local import LocalBackend
+from autograder.store import Store
+
+ESTIMATED_KINDS = {"metric", "accuracy", "generalization-gap"}
+
+
+@dataclass
+class CheckResult:
+    result: SubmissionResult
+    submission: Submission
+
+    @property
+    def problems(self) -> list:
+        """Criteria that would keep the grade from G, as far as the check can tell."""
+        return [c for c in self.result.criteria if c.required and c.status in ("fail", "review", "error")]
+
+    @property
+    def close(self) -> list:
+        return [c for c in self.result.criteria if c.required and c.close]
+
+    @property
+    def passed(self) -> bool:
+        return not self.problems and self.result.execution is not None and self.result.execution.status == "ok"
+
+    @property
+    def margin(self) -> bool:
+        """Passed, and no estimate within its safe margin of the bar."""
+        return self.passed and not self.close
+
+
+def submission_at(lab: Lab, path: Path) -> Submission:
+    """The student's work at PATH: a notebook (with the lab's modules beside it), a folder or a zip."""
+    path = Path(path)
+    if path.is_file() and path.suffix == ".ipynb":
+        return take_beside(path.stem, path, lab.spec.files.student)
+    found = discover(path, lab.spec.files.student)
+    if len(found) != 1:
+        from autograder.errors import UserError
+
+        raise UserError(f"{path} holds {len(found)} submissions", "pass one notebook, or one student's folder or zip")
+    return found[0]
+
+
+def check(lab: Lab, path: Path, options: Options | None = None) -> CheckResult:
+    """Run the self-check of the submission at `path` against `lab` (its public view)."""
+    if not lab.public_only:
+        raise ValueError("the self-check runs against the lab's public view (load it with public_only=True)")
+    sub = submission_at(lab, path)
+    with tempfile.TemporaryDirectory(prefix="autograder-check-") as tmp:
+        opts = options or Options()
+        opts.force = True
+        opts.scratch = opts.scratch or Path(tmp)
+        store = Store(Path(tmp) / "check.db")
+        try:
+            result, _ = Grader(lab, store, LocalBackend(), opts).grade(sub)
+        finally:
+            store.close()
+    mark_estimates(lab, result)
+    return CheckResult(result=result, submission=sub)
+
+
+def mark_estimates(lab: Lab, result: SubmissionResult) -> None:
+    """Say, per criterion, why grading may decide differently, and flag estimates near their bar."""
+    specs = {c.id: c for c in lab.rubric.criteria}
+    for c in result.criteria:
+        spec = specs.get(c.id)
+        if spec is None:
+            continue
+        splits = [getattr(spec, a, None) for a in ("split", "train", "test")]
+        hidden = [s for s in splits if s and lab.spec.splits.get(s) == "hidden"]
+        if c.kind in ESTIMATED_KINDS and hidden:
+            c.estimate = "; ".join(f"measured on {lab.stand_in(s)} in place of the hidden {s} set" for s in hidden)
+        elif c.kind == "hidden-tests":
+            c.estimate = "only the public tests ran here; grading also runs hidden tests"
+        elif c.kind == "runtime":
+            c.estimate = "timed on this computer; the grading machine may be faster or slower"
+        elif c.kind == "reflection":
+            parts = ["not compared with other students' answers or the model answer (grading does)"]
+            if not embeddings.available():
+                parts.append(f"themes found by keywords only ({embeddings.reason()}); grading also matches by "
+                             "meaning: install the `semantic` extra for the same judgement")
+            c.estimate = "; ".join(parts)
+        if (c.kind in ESTIMATED_KINDS | {"runtime"} and c.estimate and isinstance(spec, ThresholdSpec)
+                and _number(c.value) and _number(c.threshold)):
+            c.close = abs(float(c.value) - float(c.threshold)) < spec.safe_margin(float(c.threshold))
+
+
+def _number(x) -> bool:
+    return isinstance(x, (int, float)) and not isinstance(x, bool)
