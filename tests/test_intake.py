@@ -1,0 +1,126 @@
+"""Intake of notebooks, student folders and zips: what is taken, what is refused, and why."""
+
+from __future__ import annotations
+
+import hashlib
+import stat
+import zipfile
+from pathlib import Path
+
+import nbformat
+import pytest
+from make_course import SOLUTION, notebook
+
+from autograder.errors import UserError
+from autograder.intake import MAX_MODULE_BYTES, discover, take_beside
+
+MODULES = ["rules.py"]
+
+
+def nb_bytes(body: str = SOLUTION) -> bytes:
+    return nbformat.writes(notebook(body)).encode()
+
+
+def folder(root: Path, name: str, files: dict[str, bytes]) -> Path:
+    for rel, data in files.items():
+        (root / name / rel).parent.mkdir(parents=True, exist_ok=True)
+        (root / name / rel).write_bytes(data)
+    return root / name
+
+
+def zipped(root: Path, name: str, files: dict[str, bytes]) -> Path:
+    path = root / f"{name}.zip"
+    with zipfile.ZipFile(path, "w") as z:
+        for rel, data in files.items():
+            z.writestr(rel, data)
+    return path
+
+
+def by_student(subs):
+    return {s.student: s for s in subs}
+
+
+def test_a_notebook_alone_keeps_its_plain_hash(tmp_path):
+    path = tmp_path / "ada.ipynb"
+    path.write_bytes(nb_bytes())
+    [sub] = discover(path)
+    assert sub.sha256 == hashlib.sha256(path.read_bytes()).hexdigest()  # results of earlier labs stay valid
+    assert sub.problem is None and sub.notebook_bytes() == path.read_bytes()
+
+
+def test_folders_and_zips_take_the_notebook_and_the_named_modules(tmp_path):
+    subs = tmp_path / "subs"
+    folder(subs, "ada", {"lab.ipynb": nb_bytes(), "rules.py": b"X = 1\n", "scratch.txt": b"ignored"})
+    zipped(subs, "bo", {"bo/lab.ipynb": nb_bytes(), "bo/rules.py": b"X = 2\n", "__MACOSX/bo/._rules.py": b"junk"})
+    folder(subs, "cy", {"work/lab.ipynb": nb_bytes(), "src/rules.py": b"X = 3\n"})  # found anywhere when unique
+    found = by_student(discover(subs, MODULES))
+    assert {s: found[s].problem for s in found} == {"ada": None, "bo": None, "cy": None}
+    assert found["bo"].file_bytes("rules.py") == b"X = 2\n"
+    assert found["cy"].files == {"rules.py": "src/rules.py"}
+    # Same notebook, different module: different submissions.
+    assert len({s.sha256 for s in found.values()}) == 3
+
+
+def test_a_missing_module_is_a_clear_problem(tmp_path):
+    subs = tmp_path / "subs"
+    folder(subs, "ada", {"lab.ipynb": nb_bytes()})
+    (subs / "bo.ipynb").write_bytes(nb_bytes())
+    found = by_student(discover(subs, MODULES))
+    assert "rules.py is missing from the folder" in found["ada"].problem
+    assert "rules.py is missing from a notebook alone" in found["bo"].problem
+    assert "hand in a folder or zip" in found["bo"].problem
+
+
+def test_broken_and_hostile_zips_get_a_reason_not_a_crash(tmp_path):
+    subs = tmp_path / "subs"
+    subs.mkdir()
+    (subs / "garbage.zip").write_bytes(b"not a zip at all")
+    zipped(subs, "two", {"a.ipynb": nb_bytes(), "b.ipynb": nb_bytes(), "rules.py": b""})
+    zipped(subs, "escape", {"../../evil.ipynb": nb_bytes(), "/abs/rules.py": b"X = 1\n"})
+    zipped(subs, "big", {"lab.ipynb": nb_bytes(), "rules.py": b"#" * (MAX_MODULE_BYTES + 1)})
+    zipped(subs, "latin1", {"lab.ipynb": nb_bytes(), "rules.py": "x = 'é'".encode("latin-1")})
+    with zipfile.ZipFile(subs / "link.zip", "w") as z:
+        z.writestr("lab.ipynb", nb_bytes())
+        info = zipfile.ZipInfo("rules.py")
+        info.external_attr = (stat.S_IFLNK | 0o777) << 16
+        z.writestr(info, "/etc/passwd")
+    found = by_student(discover(subs, MODULES))
+    assert "not a readable zip" in found["garbage"].problem
+    assert "holds 2 notebooks" in found["two"].problem
+    assert "holds no notebook" in found["escape"].problem  # a path out of the zip is never taken
+    assert "larger than the 2 MiB limit" in found["big"].problem
+    assert "rules.py is not UTF-8 text" in found["latin1"].problem
+    assert "rules.py is missing" in found["link"].problem  # a symbolic link is not a file
+    assert not (tmp_path / "evil.ipynb").exists()
+
+
+def test_two_modules_of_one_name_must_be_told_apart(tmp_path):
+    subs = tmp_path / "subs"
+    folder(subs, "ada", {"nb/lab.ipynb": nb_bytes(), "a/rules.py": b"", "b/rules.py": b""})
+    folder(subs, "bo", {"lab.ipynb": nb_bytes(), "rules.py": b"X = 1\n", "old/rules.py": b"X = 0\n"})
+    found = by_student(discover(subs, MODULES))
+    assert "2 files named rules.py" in found["ada"].problem
+    assert found["bo"].problem is None and found["bo"].file_bytes("rules.py") == b"X = 1\n"  # beside wins
+
+
+def test_one_students_folder_is_one_submission(tmp_path):
+    work = folder(tmp_path, "mywork", {"lab.ipynb": nb_bytes(), "rules.py": b"X = 1\n"})
+    [sub] = discover(work, MODULES)
+    assert sub.student == "mywork" and sub.problem is None
+
+
+def test_the_self_check_takes_the_notebook_and_its_modules_beside_it(tmp_path):
+    work = folder(tmp_path, "kit", {"lab.ipynb": nb_bytes(), "rules.py": b"X = 1\n", "scratch.ipynb": nb_bytes(),
+                                    "tests/test_public.py": b""})
+    sub = take_beside("lab", work / "lab.ipynb", MODULES)
+    assert sub.problem is None and sub.files == {"rules.py": "rules.py"}
+    (work / "rules.py").unlink()
+    assert "rules.py is missing" in take_beside("lab", work / "lab.ipynb", MODULES).problem
+
+
+def test_two_submissions_of_one_student_stop_the_batch_before_it_starts(tmp_path):
+    subs = tmp_path / "subs"
+    folder(subs, "ada", {"lab.ipynb": nb_bytes(), "rules.py": b""})
+    zipped(subs, "ada", {"lab.ipynb": nb_bytes(), "rules.py": b""})
+    with pytest.raises(UserError, match="two submissions for student 'ada'"):
+        discover(subs, MODULES)

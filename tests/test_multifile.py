@@ -1,0 +1,152 @@
+"""Labs where students hand in Python modules beside the notebook, graded end to end on the toy lab."""
+
+from __future__ import annotations
+
+import shutil
+import zipfile
+from pathlib import Path
+
+import nbformat
+import pytest
+import yaml
+from make_course import notebook
+
+from autograder.assign import make_student_module
+from autograder.cli import main
+from autograder.errors import ConfigError
+from autograder.intake import discover
+from autograder.lab import load_lab
+from autograder.pipeline import Grader, Options
+from autograder.sandbox import get_backend
+from autograder.store import Store
+
+RULES = '''"""The student's rule, imported by the notebook and by the probes."""
+
+from given import THRESHOLD
+
+
+def predict(X):
+    """0 or 1 per row of X."""
+    ### BEGIN SOLUTION
+    return (X[:, 0] > THRESHOLD).astype(int)
+    ### END SOLUTION
+'''
+GIVEN = "THRESHOLD = 0.0  # provided: grading always uses this copy\n"
+BODY = "from rules import predict"
+PUBLIC_PROBES = '''import numpy as np
+
+
+def probe_rule(exports, inputs):
+    import rules  # the student's module, importable in the probe sandbox
+
+    return {split: np.asarray(rules.predict(x)) for split, x in inputs.items()}
+'''
+
+
+@pytest.fixture
+def modular(course: Path) -> Path:
+    """The toy course turned into a lab with a student module (rules.py) and a provided one (given.py)."""
+    lab_dir, ref = course / "assignments" / "toy", course / "reference" / "toy"
+    spec = yaml.safe_load((lab_dir / "lab.yaml").read_text())
+    spec["files"] = {"student": ["rules.py"], "provided": ["given.py"]}
+    (lab_dir / "lab.yaml").write_text(yaml.safe_dump(spec))
+    (ref / "rules.py").write_text(RULES)
+    (lab_dir / "rules.py").write_text(make_student_module(ref / "rules.py"))
+    (lab_dir / "given.py").write_text(GIVEN)
+    (lab_dir / "probes.py").write_text(PUBLIC_PROBES)
+    nbformat.write(notebook(BODY), ref / "solution.ipynb")
+    nbformat.write(notebook(BODY, "YOUR ANSWER HERE"), lab_dir / "toy.ipynb")
+    return course
+
+
+def hand_in(folder: Path, rules: str | None = RULES, given: str | None = None) -> Path:
+    folder.mkdir(parents=True)
+    nbformat.write(notebook(BODY), folder / "toy.ipynb")
+    if rules is not None:
+        (folder / "rules.py").write_text(rules)
+    if given is not None:
+        (folder / "given.py").write_text(given)
+    return folder
+
+
+def grade(course: Path, source: Path, tmp_path: Path) -> dict:
+    lab = load_lab("toy", course)
+    store = Store(tmp_path / "grades.db")
+    try:
+        grader = Grader(lab, store, get_backend("local"), Options(jobs=2, scratch=tmp_path))
+        return {r.student: r for r in grader.grade_all(discover(source, lab.spec.files.student))}
+    finally:
+        store.close()
+
+
+def test_the_template_is_made_by_nbgrader_from_the_reference_module():
+    from autograder.assign import CODE_STUB
+
+    template = make_student_module_text(RULES)
+    assert "X[:, 0] > THRESHOLD" not in template and "BEGIN SOLUTION" not in template
+    assert "    " + CODE_STUB.replace("\n", "\n    ") in template  # indented like the solution it replaces
+    assert '"""0 or 1 per row of X."""' in template
+
+
+def make_student_module_text(text: str, tmp: Path = Path("/tmp")) -> str:
+    import tempfile
+
+    with tempfile.TemporaryDirectory() as d:
+        (Path(d) / "m.py").write_text(text)
+        return make_student_module(Path(d) / "m.py")
+
+
+def test_modules_travel_with_the_notebook_and_provided_ones_are_restored(modular, tmp_path):
+    subs = tmp_path / "subs"
+    hand_in(subs / "good")
+    hand_in(subs / "tampered", given="THRESHOLD = 100.0  # everything is 0 now\n")  # restored: still G
+    hand_in(subs / "missing", rules=None)
+    hand_in(subs / "broken", rules="def predict(X):\n    return X[:, 0] >\n")
+    zipped = hand_in(tmp_path / "zipped")
+    with zipfile.ZipFile(subs / "zipped.zip", "w") as z:
+        for f in sorted(zipped.iterdir()):
+            z.write(f, f"zipped/{f.name}")
+    results = grade(modular, subs, tmp_path / "run")
+    assert {s: r.verdict for s, r in results.items()} == {
+        "good": "G", "tampered": "G", "missing": "U", "broken": "U", "zipped": "G"}
+    missing = {c.id: c for c in results["missing"].criteria}["runs"]
+    assert "rules.py is missing from the folder" in missing.message
+    broken = {c.id: c for c in results["broken"].criteria}["runs"]
+    assert "SyntaxError" in broken.message
+    # The probes imported the student's module in their sandbox (and the exported `predict`, pickled by
+    # reference to it, loaded there).
+    assert results["good"].probes.probes["rule"].status == "ok"
+
+
+def test_validate_lab_assembles_the_reference_and_the_template_folders(modular, capsys):
+    assert main(["validate-lab", "toy", "--root", str(modular)]) == 0
+    assert "the solved student notebook gets G" in capsys.readouterr().out
+
+
+def test_a_lab_missing_its_module_files_fails_at_load(modular):
+    (modular / "assignments" / "toy" / "rules.py").unlink()
+    with pytest.raises(ConfigError, match=r"files\.student\[0\]: .*rules.py does not exist") as exc:
+        load_lab("toy", modular)
+    assert "autograder assign toy" in exc.value.hint
+    shutil.copy(modular / "reference" / "toy" / "rules.py", modular / "assignments" / "toy" / "rules.py")
+    (modular / "assignments" / "toy" / "given.py").unlink()
+    with pytest.raises(ConfigError, match=r"files\.provided\[0\]"):
+        load_lab("toy", modular)
+
+
+def test_a_module_may_not_shadow_what_the_harness_imports(modular):
+    path = modular / "assignments" / "toy" / "lab.yaml"
+    spec = yaml.safe_load(path.read_text())
+    spec["files"] = {"student": ["numpy.py"]}
+    path.write_text(yaml.safe_dump(spec))
+    with pytest.raises(ConfigError, match="shadow"):
+        load_lab("toy", modular)
+
+
+def test_assign_writes_the_module_templates(modular, capsys):
+    (modular / "assignments" / "toy" / "rules.py").unlink()
+    assert main(["assign", "toy", "--root", str(modular)]) == 0
+    assert (modular / "assignments" / "toy" / "rules.py").read_text() == make_student_module_text(RULES)
+    (modular / "reference" / "toy" / "rules.py").write_text("def predict(X):\n    return X\n")  # no markers
+    assert main(["assign", "toy", "--root", str(modular)]) == 2
+    assert "no ### BEGIN SOLUTION" in capsys.readouterr().err
