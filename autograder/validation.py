@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from autograder.lab import Lab
+from autograder.lab import Lab, probe_sources
 from autograder.notebooks import find_cell, load_notebook
 from autograder.results import SubmissionResult
 
@@ -49,6 +49,7 @@ def probe_problems(lab: Lab, reference: SubmissionResult) -> list[Problem]:
     """Every metric the rubric names is produced by the lab's probes on the reference solution."""
     problems = []
     report = reference.probes
+    sources = {name: path.relative_to(lab.root) for name, path in probe_sources(lab).items()}
     for i, c in enumerate(lab.rubric.criteria):
         probe = getattr(c, "probe", None)
         if probe is None:
@@ -58,7 +59,7 @@ def probe_problems(lab: Lab, reference: SubmissionResult) -> list[Problem]:
         if status is None or status.status != "ok":
             why = status.error if status is not None else (report.message if report is not None else "no report")
             problems.append(Problem(where, f"probe {probe!r} did not run on the reference solution: {why}",
-                                    f"fix probe_{probe}() in {lab.probes_path.name}"))
+                                    f"fix probe_{probe}() in {sources.get(probe, 'the probes')}"))
             continue
         for attr in ("split", "train", "test"):
             split = getattr(c, attr, None)
