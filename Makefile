@@ -1,4 +1,4 @@
-# Two commands on a fresh machine: `make demo` (set-up + grade the sample cohort) and `make test`.
+# Two commands on a fresh machine: `make demo` (set-up + grade the sample cohorts) and `make test`.
 PYTHON ?= python3
 VENV   ?= .venv
 BIN    := $(VENV)/bin
@@ -7,6 +7,7 @@ TORCH  ?= torch==2.13.0
 STAMP  := $(VENV)/.installed
 DB     ?= .autograder/grades.db
 JOBS   ?= 2
+LABS   ?= lab1-mlp lab2-cnn lab3-autoencoder
 
 .PHONY: install demo test lint bench schema image clean
 
@@ -24,7 +25,9 @@ $(STAMP): pyproject.toml
 demo: install
 	@if $(BIN)/python -c "from autograder.sandbox.containers import engine; raise SystemExit(engine() is None)"; \
 	then $(BIN)/autograder sandbox build --if-stale; fi
-	$(BIN)/autograder grade lab1-mlp examples/submissions/lab1-mlp --jobs $(JOBS) --db $(DB)
+	@for lab in $(LABS); do \
+		$(BIN)/autograder grade $$lab examples/submissions/$$lab --jobs $(JOBS) --db $(DB) || exit $$?; \
+	done
 
 test: install
 	$(BIN)/python -m pytest

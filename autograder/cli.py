@@ -346,6 +346,7 @@ def cmd_validate_lab(args) -> int:
     from autograder.intake import take_folder
     from autograder.lab import load_lab
     from autograder.report import print_results
+    from autograder.selfcheck import check
     from autograder.store import Store
     from autograder.validation import cell_problems, probe_problems
 
@@ -359,21 +360,30 @@ def cmd_validate_lab(args) -> int:
     expected = {"reference-solution": "G", "student-template": "U"}
     with tempfile.TemporaryDirectory(prefix="autograder-validate-") as tmp:
         files = lab.spec.files.student
-        subs = [take_folder("reference-solution", write_reference_submission(lab, Path(tmp) / "reference"), files),
+        reference = write_reference_submission(lab, Path(tmp) / "reference")
+        subs = [take_folder("reference-solution", reference, files),
                 take_folder("student-template", write_template_submission(lab, Path(tmp) / "template"), files)]
         results = _grade(lab, subs, Store(Path(tmp) / "grades.db"), args, force=True)
+        # What students will see: the solution must pass the self-check too (public probes, tests, stand-ins).
+        self_checked = check(load_lab(args.lab, args.root, public_only=True), reference / lab.spec.notebook)
     print_results(out, results, f"{lab.name}: validation")
     probe_found = probe_problems(lab, results[0])
     if not probe_found:
         out.print("[green]ok[/] the probes produce every metric and split the rubric names")
     for problem in problems + probe_found:
         out.print(f"[red]FAIL[/] {escape(str(problem))}")
+    if self_checked.passed:
+        out.print("[green]ok[/] the solution passes the students' self-check (public probes and tests, "
+                  "hidden splits stood in for)")
+    else:
+        names = ", ".join(f"{c.id} ({c.status}: {c.message})" for c in self_checked.problems) or "the run"
+        out.print(f"[red]FAIL[/] the solution fails the students' self-check: {escape(names)}")
     bad = [r for r in results if _validation_verdict(r) != expected[r.student]]
     for r in bad:
         out.print(f"[red]FAIL[/] {r.student} got {r.verdict}, expected {expected[r.student]}")
     if not bad:
         out.print("[green]ok[/] the solved student notebook gets G and the untouched one gets U")
-    return 1 if bad or problems or probe_found else 0
+    return 1 if bad or problems or probe_found or not self_checked.passed else 0
 
 
 def _validation_verdict(result) -> str:

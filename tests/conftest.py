@@ -84,3 +84,34 @@ def grade(course: Path, store: Store, tmp_path: Path):
         return {r.student: r for r in grader.grade_all(discover(source))}
 
     return run
+
+
+# Per-lab limits for grading the sample cohorts in tests: lab1's timeout student would otherwise wait
+# out the lab's own per-cell limit.
+COHORT_LIMITS = {"lab1-mlp": {"cell_timeout": 25}}
+
+
+def cohort_folder(lab: str) -> Path:
+    return REPO / "examples" / "submissions" / lab
+
+
+@pytest.fixture(scope="session")
+def graded_cohort(tmp_path_factory):
+    """graded_cohort(lab) -> ({student: result}, store): a sample cohort graded once per session on the
+    local backend, shared by the lab's own tests and the self-check's agreement test."""
+    cache: dict[str, tuple[dict, Store]] = {}
+
+    def get(name: str):
+        if name not in cache:
+            tmp = tmp_path_factory.mktemp(name)
+            lab = load_lab(name, REPO)
+            store = Store(tmp / "grades.db")
+            grader = Grader(lab, store, get_backend("local"),
+                            Options(jobs=2, limits=COHORT_LIMITS.get(name, {}), scratch=tmp))
+            results = grader.grade_all(discover(cohort_folder(name), lab.spec.files.student))
+            cache[name] = ({r.student: r for r in results}, store)
+        return cache[name]
+
+    yield get
+    for _, store in cache.values():
+        store.close()

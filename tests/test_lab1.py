@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import nbformat
 import pytest
-from conftest import REPO
+from conftest import COHORT_LIMITS, REPO
 
 from autograder.assign import make_student_notebook
 from autograder.cli import main
@@ -19,14 +19,17 @@ COHORT = REPO / "examples" / "submissions" / "lab1-mlp"
 
 
 @pytest.fixture(scope="module", params=["local", "docker"])
-def cohort(request, tmp_path_factory):
+def cohort(request, tmp_path_factory, graded_cohort):
     """The sample cohort graded once per backend (the per-cell limit shortened for the loop): every
     test below holds on both, so the two backends give the same verdicts for the same reasons."""
-    backend = request.getfixturevalue("docker_backend") if request.param == "docker" else get_backend("local")
+    if request.param == "local":
+        yield graded_cohort("lab1-mlp")
+        return
+    backend = request.getfixturevalue("docker_backend")
     tmp = tmp_path_factory.mktemp("lab1")
     lab = load_lab("lab1-mlp", REPO)
     store = Store(tmp / "grades.db")
-    grader = Grader(lab, store, backend, Options(jobs=2, limits={"cell_timeout": 25}, scratch=tmp))
+    grader = Grader(lab, store, backend, Options(jobs=2, limits=COHORT_LIMITS["lab1-mlp"], scratch=tmp))
     results = {r.student: r for r in grader.grade_all(discover(COHORT))}
     yield results, store
     store.close()
