@@ -27,13 +27,20 @@ def _submitted(submission: Submission):
         return None
 
 
+def _modules(submission: Submission) -> dict[str, str]:
+    """The student's own modules as text, for the static checks."""
+    if submission.problem:
+        return {}
+    return {name: submission.file_bytes(name).decode("utf-8", "replace") for name in submission.files}
+
+
 def judge(lab: Lab, submission: Submission, execution: ExecutionResult, notebook, probes: ProbeData,
           backend: str = "") -> SubmissionResult:
     submitted = None if submission.problem else _submitted(submission)
     evidence = Evidence(lab=lab, execution=execution, notebook=notebook or submitted, probes=probes,
-                        labels=lab.labels(), submitted=submitted)
+                        labels=lab.labels(), submitted=submitted, modules=_modules(submission))
     wants_tests = any(c.kind == "hidden-tests" for c in lab.rubric.criteria)
-    if wants_tests and execution.status == "ok":
+    if wants_tests and execution.status == "ok" and lab.test_files():
         context = TestContext(lab=lab, probes=probes, notebook=notebook)
         with _PYTEST_LOCK:
             evidence.tests, evidence.tests_error = run_tests(lab.test_files(), context)

@@ -170,6 +170,11 @@ class Lab:
         return {s: self.split(s)[1] for s in self.spec.splits}
 
     @cached_property
+    def probes(self) -> dict[str, Path]:
+        """probe name -> the file defining it, for the probes this view of the lab runs."""
+        return probe_sources(self)
+
+    @cached_property
     def rubric_hash(self) -> str:
         return hashlib.sha256(self.rubric.model_dump_json().encode()).hexdigest()[:16]
 

@@ -20,6 +20,7 @@ from autograder.intake import Submission, discover, take_beside
 from autograder.lab import Lab
 from autograder.pipeline import Grader, Options
 from autograder.results import SubmissionResult
+from autograder.rubric import decide
 from autograder.sandbox.local import LocalBackend
 from autograder.store import Store
 
@@ -53,6 +54,8 @@ class CheckResult:
 def submission_at(lab: Lab, path: Path) -> Submission:
     """The student's work at PATH: a notebook (with the lab's modules beside it), a folder or a zip."""
     path = Path(path)
+    if path.is_dir() and (path / lab.spec.notebook).is_file():  # the student's working folder, e.g. the kit
+        path = path / lab.spec.notebook
     if path.is_file() and path.suffix == ".ipynb":
         return take_beside(path.stem, path, lab.spec.files.student)
     found = discover(path, lab.spec.files.student)
@@ -78,6 +81,8 @@ def check(lab: Lab, path: Path, options: Options | None = None) -> CheckResult:
         finally:
             store.close()
     mark_estimates(lab, result)
+    # What only grading can check (a lab whose tests are all hidden) is said, not held against the student.
+    result.verdict = decide([c for c in result.criteria if c.details.get("reason") != "hidden-only"])
     return CheckResult(result=result, submission=sub)
 
 

@@ -52,12 +52,12 @@ class Use:
     name: str
     banned: str  # the rubric entry it falls under
     how: Literal["import", "call", "reference"]
-    cell: int  # 1-based, counting every cell as Jupyter shows them
+    cell: int | str  # 1-based, counting every cell as Jupyter shows them; or a student module's file name
     line: int
 
     @property
     def place(self) -> str:
-        return f"cell {self.cell}, line {self.line}"
+        return _place(self.cell, self.line)
 
 
 @dataclass(frozen=True)
@@ -65,19 +65,23 @@ class Dynamic:
     """Something a static check cannot see through, in plain words."""
 
     what: str
-    cell: int
+    cell: int | str
     line: int
 
     @property
     def place(self) -> str:
-        return f"cell {self.cell}, line {self.line}"
+        return _place(self.cell, self.line)
+
+
+def _place(cell: int | str, line: int) -> str:
+    return f"{cell}, line {line}" if isinstance(cell, str) else f"cell {cell}, line {line}"
 
 
 @dataclass
 class Findings:
     uses: list[Use] = field(default_factory=list)
     dynamic: list[Dynamic] = field(default_factory=list)
-    unparsed: list[int] = field(default_factory=list)  # cells skipped: not valid Python
+    unparsed: list[int | str] = field(default_factory=list)  # cells (or modules) skipped: not valid Python
 
 
 def under(name: str, prefix: str) -> bool:
@@ -85,16 +89,26 @@ def under(name: str, prefix: str) -> bool:
     return name == prefix or name.startswith(prefix + ".")
 
 
-def find_uses(nb: NotebookNode, banned: Iterable[str]) -> Findings:
-    """Every use of a banned name (or anything under one) in the notebook's code cells."""
-    scanner = _Scanner(tuple(banned))
+def find_uses(nb: NotebookNode, banned: Iterable[str], modules: dict[str, str] | None = None) -> Findings:
+    """Every use of a banned name (or anything under one) in the notebook's code cells and in the
+    student's own modules (each read in a namespace of its own, as Python imports it)."""
+    banned = tuple(banned)
+    scanner = _Scanner(banned)
     for number, cell in enumerate(nb.get("cells", []), start=1):
         if cell.get("cell_type") != "code":
             continue
         source = cell.get("source", "")
         source = "".join(source) if isinstance(source, list) else str(source)
         scanner.scan_cell(source, number)
-    return scanner.findings
+    findings = scanner.findings
+    for name, source in sorted((modules or {}).items()):
+        module = _Scanner(banned)
+        module.ctx = _Context(cell=name)
+        if not module._scan(source):
+            findings.unparsed.append(name)
+        findings.uses += module.findings.uses
+        findings.dynamic += module.findings.dynamic
+    return findings
 
 
 def ipython_to_python(source: str) -> str:
@@ -109,7 +123,7 @@ def ipython_to_python(source: str) -> str:
 
 @dataclass
 class _Context:
-    cell: int
+    cell: int | str
     line_base: int = 0  # added to a node's line: where this source starts within the cell
     fixed_line: int | None = None  # source from a string (exec): every find is at the call's line
     depth: int = 0

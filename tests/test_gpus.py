@@ -19,7 +19,8 @@ from autograder.lab import load_lab
 from autograder.pipeline import Grader, Options
 from autograder.sandbox import get_backend
 from autograder.sandbox.gpus import GpuPool, detect, memory_used, parse_ids
-from autograder.sandbox.local import local_env
+from autograder.sandbox.local import local_env, process_limits
+from autograder.spec import Limits
 
 
 def test_parse_ids():
@@ -56,6 +57,15 @@ def test_pool_blocks_until_a_slot_frees():
         order.append("first done")
     t.join(5)
     assert order == ["first done", "second"]
+
+
+def test_a_gpu_run_gets_no_data_segment_limit():
+    """Under RLIMIT_DATA, cuBLAS fails with "CUDA error: out of memory" (seen on an H200): GPU runs
+    rely on the RSS watchdog alone for the memory limit; CPU runs keep the ceiling."""
+    limits = Limits(memory="1GiB", disk="1GiB")
+    assert process_limits(limits, [])["data"] == 1024**3
+    assert "data" not in process_limits(limits, ["0"])
+    assert process_limits(limits, ["0"])["fsize"] == 1024**3
 
 
 def test_local_backend_shows_only_the_assigned_gpus(tmp_path):
@@ -162,6 +172,7 @@ def test_probe_runner_loads_gpu_trained_exports_on_the_cpu(monkeypatch):
 
     monkeypatch.setattr(torch, "load", spy)
     monkeypatch.setattr(torch.storage, "_load_from_bytes", torch.storage._load_from_bytes)  # restored after
+    monkeypatch.setattr(torch.cuda, "is_available", lambda: False)  # the probe stage's view, on a GPU host too
     runner._load_tensors_on_cpu_without_gpu()
     loaded = cloudpickle.loads(data)
     assert seen and set(seen) == {"cpu"}

@@ -150,3 +150,36 @@ def test_assign_writes_the_module_templates(modular, capsys):
     (modular / "reference" / "toy" / "rules.py").write_text("def predict(X):\n    return X\n")  # no markers
     assert main(["assign", "toy", "--root", str(modular)]) == 2
     assert "no ### BEGIN SOLUTION" in capsys.readouterr().err
+
+
+def test_forbidden_calls_read_the_students_modules_too():
+    from make_course import notebook as toy_notebook
+
+    from autograder.static import find_uses
+
+    modules = {"rules.py": "import numpy as np\nfrom scipy import signal as s\n\n\ndef conv(x, w):\n"
+                           "    return s.correlate(x, w)\n"}
+    found = find_uses(toy_notebook("from rules import conv"), ["scipy.signal"], modules)
+    assert [(u.name, u.place) for u in found.uses] == [("scipy.signal", "rules.py, line 2"),
+                                                        ("scipy.signal.correlate", "rules.py, line 6")]
+    # Each module is its own namespace: an alias made in the notebook means nothing there.
+    found = find_uses(toy_notebook("import scipy.signal as np"), ["scipy.signal"], {"rules.py": "np.zeros(3)\n"})
+    assert [u.place for u in found.uses] == ["cell 4, line 1"]
+    assert find_uses(toy_notebook(BODY), ["x"], {"rules.py": "def (:\n"}).unparsed == ["rules.py"]
+
+
+@pytest.mark.slow
+def test_the_self_check_says_what_only_grading_checks(modular, tmp_path):
+    """The toy lab's accuracy comes from a hidden probe and its tests are all hidden: the check says so
+    for each, and passes on what it can see (the public probe importing the student's module)."""
+    from autograder.pipeline import Options
+    from autograder.selfcheck import check
+
+    work = hand_in(tmp_path / "work")
+    lab = load_lab("toy", modular, public_only=True)
+    checked = check(lab, work, Options(scratch=tmp_path))
+    by_id = {c.id: c for c in checked.result.criteria}
+    assert by_id["test-accuracy"].status == "skipped" and "hidden probe (scores)" in by_id["test-accuracy"].message
+    assert by_id["hidden-tests"].status == "skipped" and "all hidden" in by_id["hidden-tests"].message
+    assert checked.passed and checked.result.verdict == "G"
+    assert checked.result.probes.probes["rule"].status == "ok"

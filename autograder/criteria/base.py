@@ -100,6 +100,7 @@ class Evidence:
     tests_error: str = ""
     metrics: dict[str, float] = field(default_factory=dict)
     submitted: NotebookNode | None = None  # as handed in, before papermill touched it
+    modules: dict[str, str] = field(default_factory=dict)  # the student's own modules (file name -> text)
 
 
 DEFAULT_ADVICE: dict[str, str] = {
@@ -130,6 +131,13 @@ class Criterion(ABC):
     def check(self, evidence: Evidence) -> CriterionResult:
         """evaluate(), turning missing evidence into `skipped`/`fail`/`error` with the reason, a
         failure into `review` where the rubric says so, and adding the sentence on what to do."""
+        probe = getattr(self.spec, "probe", None)
+        lab = evidence.lab
+        if probe and getattr(lab, "public_only", False) and probe not in lab.probes:
+            # The self-check's view holds no hidden probe: say so rather than fail the student for it.
+            result = self.result("skipped", f"Checked only at grading: it is measured by a hidden probe ({probe}).",
+                                 advice="Nothing to check here; grading measures it.", reason="hidden-only")
+            return result
         try:
             result = self.evaluate(evidence)
         except EvidenceMissing as missing:

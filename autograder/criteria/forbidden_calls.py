@@ -1,6 +1,7 @@
-"""The submitted notebook does not use what the lab bans (a ready-made classifier, a pretrained model).
+"""The submitted notebook and the student's modules do not use what the lab bans (a ready-made
+classifier, a pretrained model, a library's convolution where the lab asks for one in NumPy).
 
-Read statically from the notebook as handed in (autograder/static.py), never by running it: the
+Read statically from the notebook and modules as handed in (autograder/static.py), never by running it: the
 code cannot hide from a reader it does not control. What text alone cannot settle goes to a human.
 """
 
@@ -42,7 +43,7 @@ class ForbiddenCalls(Criterion):
         s = self.spec
         if evidence.submitted is None:
             raise EvidenceMissing("the notebook could not be read", student=True)
-        found = find_uses(evidence.submitted, s.calls)
+        found = find_uses(evidence.submitted, s.calls, evidence.modules)
         details = dict(
             banned=list(s.calls),
             uses=[{"name": u.name, "banned": u.banned, "how": u.how, "cell": u.cell, "line": u.line}

@@ -41,6 +41,9 @@ class HiddenTests(Criterion):
         if evidence.tests_error:
             return self.result("error", f"The grader could not run the hidden tests: {evidence.tests_error}")
         tests = evidence.tests or []
+        if not tests and evidence.lab.public_only:
+            return self.result("skipped", "Checked only at grading: this lab's tests are all hidden.",
+                               reason="hidden-only")
         if not tests:
             return self.result("error", "The lab has no hidden tests to run.")
         counted = [t for t in tests if t.outcome != "skipped"]

@@ -38,9 +38,21 @@ from autograder.sandbox.base import (
     write_job_file,
 )
 from autograder.sandbox.gpus import memory_used as gpu_memory_used
-from autograder.spec import human_size
+from autograder.spec import Limits, human_size
 
 POLL_S = 0.05
+
+
+def process_limits(limits: Limits, gpu_ids: list[str]) -> dict[str, int]:
+    """Per-process ceilings the RSS watchdog can't react to in time; the runner sets them on itself
+    (a preexec_fn is not safe while other threads run) and the kernel inherits them. A run with a GPU
+    gets no data-segment limit: CUDA maps device memory and its libraries into the address space, and
+    under one cuBLAS fails with "CUDA error: out of memory" (seen on an H200 with 1 GiB); the RSS
+    watchdog still holds the memory limit."""
+    rlimits = {"fsize": int(limits.disk), "core": 0}
+    if not gpu_ids:
+        rlimits["data"] = int(limits.memory)
+    return rlimits
 
 
 def local_env(workdir: Path, cpus: float, gpu_ids: list[str]) -> dict[str, str]:
@@ -80,10 +92,7 @@ class LocalBackend(SandboxBackend):
 
     def run(self, job: SandboxJob) -> SandboxRun:
         limits = job.limits
-        # Per-process ceilings the RSS watchdog can't react to in time; the runner sets them on itself
-        # (a preexec_fn is not safe while other threads run) and the kernel inherits them.
-        rlimits = {"data": int(limits.memory), "fsize": int(limits.disk), "core": 0}
-        job_file = write_job_file(job, rlimits=rlimits)
+        job_file = write_job_file(job, rlimits=process_limits(limits, job.gpu_ids))
         read_fd, write_fd = os.pipe()
         cmd = [sys.executable, "-I", "-B", str(RUNNER), job_file, "--report-fd", str(write_fd)]
         started = time.monotonic()
