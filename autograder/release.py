@@ -27,7 +27,10 @@ from autograder.errors import UserError
 from autograder.lab import KIT_HANDOUT, KIT_RUBRIC, Lab
 
 MIN_LINE = 30  # characters: shorter lines (`return out`, `model.eval()`) are shared by chance
-CODE_LINES_TO_LEAK = 3  # distinctive lines of one hidden file found in one kit file
+# A hidden definition (function, class, constant) counts as leaked when this share of its distinctive
+# lines is in one kit file: idioms (`if isinstance(model, torch.nn.Module):`) recur by chance, a
+# copied function comes whole.
+DEFINITION_SHARE = 0.5
 DATA_ROWS_TO_LEAK = 3  # hidden input rows found in the kit's arrays (a few duplicates exist in real data)
 TEXT_SUFFIXES = {".py", ".ipynb", ".md", ".txt", ".yaml", ".yml", ".json", ".csv", ".cfg", ".toml", ".html"}
 BEGIN = ("### BEGIN SOLUTION", "### BEGIN HIDDEN TESTS")
@@ -161,13 +164,16 @@ def find_leaks(lab: Lab, kit_dir: Path, kit: Kit | None = None) -> list[Leak]:
                 leaks.append(Leak(rel, f"names the hidden test {name}"))
     hidden_code = hidden_tests + ([lab.probes_path] if lab.probes_path.is_file() else [])
     kit.checks.append(f"code of {len(hidden_code)} hidden files (probes and tests)")
+    shared = _public_definitions(lab)
     for source in hidden_code:
-        lines = _distinctive_lines(source.read_text(encoding="utf-8"))
+        secret = _secret_definitions(source.read_text(encoding="utf-8"), shared)
         for rel, text in texts.items():
-            found = lines & _lines(text)
-            if len(found) >= min(CODE_LINES_TO_LEAK, len(lines)) and found:
-                leaks.append(Leak(rel, f"holds {len(found)} lines of hidden {source.relative_to(lab.root)}, "
-                                       f"e.g. {sorted(found)[0]!r}"))
+            have = _lines(text)
+            leaked = [lines for lines in secret if len(lines & have) >= DEFINITION_SHARE * len(lines)]
+            if leaked:
+                example = sorted(leaked[0] & have)[0]
+                leaks.append(Leak(rel, f"holds {len(leaked)} definitions of hidden "
+                                       f"{source.relative_to(lab.root)}, e.g. the line {example!r}"))
     solution = _solution_lines(lab)
     kit.checks.append(f"{len(solution)} lines of solution text")
     for rel, text in texts.items():
@@ -209,6 +215,39 @@ def _lines(text: str) -> set[str]:
         except Exception:  # not a notebook after all
             pass
     return found
+
+
+def _definitions(code: str) -> list[str]:
+    """The source of each top-level function, class and assignment of a module (its docstring left out)."""
+    try:
+        tree = ast.parse(code)
+    except SyntaxError:
+        return [code]
+    out = []
+    for node in tree.body:
+        if isinstance(node, (ast.FunctionDef, ast.AsyncFunctionDef, ast.ClassDef, ast.Assign, ast.AnnAssign)):
+            out.append(ast.get_source_segment(code, node) or "")
+    return out
+
+
+def _public_definitions(lab: Lab) -> set[str]:
+    """Definitions the public probes and tests hold themselves: a helper copied verbatim into a hidden
+    file (say, how images are scaled) is shared, not secret."""
+    public = [lab.public_probes_path] if lab.public_probes_path.is_file() else []
+    public += [t for t in lab.test_files() if lab.public_test(t)]
+    return {_norm(d) for path in public for d in _definitions(path.read_text(encoding="utf-8"))}
+
+
+def _secret_definitions(code: str, shared: set[str]) -> list[set[str]]:
+    """The distinctive lines of each of a hidden file's own definitions (not those the public files
+    share); definitions with none are left out."""
+    out = []
+    for d in _definitions(code):
+        if _norm(d) not in shared:
+            lines = _distinctive_lines(d)
+            if lines:
+                out.append(lines)
+    return out
 
 
 def _distinctive_lines(code: str) -> set[str]:

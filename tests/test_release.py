@@ -66,7 +66,7 @@ def test_the_cli_reports_what_the_leak_check_covered(course, capsys):
 
 @pytest.mark.parametrize("leak, found", [
     ("hidden-test", "names the hidden test test_forward_matches_reference"),
-    ("hidden-probes", "lines of hidden reference/lab1-mlp/probes.py"),
+    ("hidden-probes", "definitions of hidden reference/lab1-mlp/probes.py"),
     ("hidden-data", "inputs of the hidden test set"),
     ("hidden-file", "is the hidden test data file"),
     ("solution", "lines of the solution"),

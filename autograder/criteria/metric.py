@@ -41,6 +41,8 @@ class MeasureSpec(Measures, ThresholdSpec):
         "labels", description="Compare with the split's labels y, or with its inputs X (reconstructions).")
     k: int = Field(5, ge=1, description="For top-k-accuracy: how many of the highest scores may hold the answer.")
     data_range: float = Field(1.0, gt=0, description="For psnr: max minus min of the possible values (1 or 255).")
+    input_scale: float = Field(1.0, gt=0, description="For target: inputs: X is divided by this before the comparison, "
+                               "e.g. 255 where X holds uint8 pixels and the model's outputs are in [0, 1].")
 
     @field_validator("metric")
     @classmethod
@@ -56,6 +58,8 @@ class MeasureSpec(Measures, ThresholdSpec):
             values = ", ".join(sorted(n for n, v in registry.METRICS.items() if v.compares == "values"))
             raise ValueError(f"target: inputs compares the outputs with the inputs X, which only these metrics "
                              f"do: {values}; {self.metric} compares with the labels: use target: labels")
+        if self.target != "inputs" and self.input_scale != 1:
+            raise ValueError("input_scale divides the inputs X, which only target: inputs compares with; remove it")
         return self
 
 
@@ -97,6 +101,7 @@ class AccuracySpec(Measures, ThresholdSpec):
     target: ClassVar[str] = "labels"
     k: ClassVar[int] = 5
     data_range: ClassVar[float] = 1.0
+    input_scale: ClassVar[float] = 1.0
     max: ClassVar[None] = None
 
 
@@ -107,7 +112,7 @@ def measure(evidence: Evidence, spec: MeasureSpec | AccuracySpec, split: str) ->
     if split not in outputs:
         raise EvidenceMissing(f"probe {spec.probe!r} gave no output for the {split!r} split", student=False)
     try:
-        return spec.measured().compute(outputs[split], _target(evidence, spec.target, split), k=spec.k,
+        return spec.measured().compute(outputs[split], _target(evidence, spec, split), k=spec.k,
                                        data_range=spec.data_range)
     except EvidenceMissing as missing:
         message = f"{spec.describe()} on {_split_name(evidence, split)}: {missing.message}"
@@ -120,9 +125,10 @@ class BadOutputs(Exception):
     """The student's outputs cannot be measured; a failure with advice on the outputs, not on the model."""
 
 
-def _target(evidence: Evidence, target: str, split: str) -> np.ndarray:
-    if target == "inputs":
-        return evidence.lab.split(split)[0]
+def _target(evidence: Evidence, spec: MeasureSpec | AccuracySpec, split: str) -> np.ndarray:
+    if spec.target == "inputs":
+        X = evidence.lab.split(split)[0]
+        return X if spec.input_scale == 1 else np.asarray(X, dtype=np.float64) / spec.input_scale
     if split not in evidence.labels:
         raise EvidenceMissing(f"the lab has no labels for the {split!r} split", student=False)
     return evidence.labels[split]

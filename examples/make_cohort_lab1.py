@@ -5,7 +5,7 @@ grade_id), as a real student would in Jupyter. Together they exercise every verd
 must reach: pass, accuracy too low, generalization gap too large, crash, timeout, a missing or
 off-topic reflection, one copied from another student, and an output flood. Deterministic (same
 bytes on every run), so the committed files can be checked against it.
-Run: `python examples/make_cohort.py`.
+Run: `python examples/make_cohort_lab1.py`.
 """
 
 from __future__ import annotations
