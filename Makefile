@@ -40,6 +40,7 @@ bench: install
 	$(BIN)/python benchmarks/overhead.py
 	$(BIN)/python benchmarks/backends.py
 	$(BIN)/python benchmarks/reflections.py
+	$(BIN)/python benchmarks/labs.py
 
 # The docker backend's image: wheels downloaded on the host, so the build needs no package index.
 image: install

@@ -372,6 +372,10 @@ def cmd_validate_lab(args) -> int:
         out.print("[green]ok[/] the probes produce every metric and split the rubric names")
     for problem in problems + probe_found:
         out.print(f"[red]FAIL[/] {escape(str(problem))}")
+    skipped = [c.id for c in self_checked.result.criteria if c.details.get("reason") == "hidden-only"]
+    if skipped:
+        out.print(f"[yellow]note[/] the students' self-check cannot measure {', '.join(skipped)} (hidden probes or "
+                  "tests only): public probes in assignments/<lab>/probes.py and public tests would let it")
     if self_checked.passed:
         out.print("[green]ok[/] the solution passes the students' self-check (public probes and tests, "
                   "hidden splits stood in for)")

@@ -139,7 +139,8 @@ def test_probe_container_sees_inputs_but_never_labels(docker_backend, submission
     r = grade(submissions.folder, backend=docker_backend)["spy"]
     message = by_id(r)["test-accuracy"].message
     files, arrays = eval(message.split("RuntimeError: ", 1)[1])  # noqa: S307 - our own test's output
-    assert set(files) <= {".job.json", "probes.py", "exports/predict.pkl", "inputs/test.npy", "inputs/train.npy"}
+    assert set(files) <= {".job.json", "probes/probes_0.py", "exports/predict.pkl", "inputs/test.npy",
+                          "inputs/train.npy"}
     assert arrays == {"inputs/test.npy": [200, 2], "inputs/train.npy": [100, 2]}  # X only: no labels
 
 

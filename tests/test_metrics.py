@@ -38,6 +38,9 @@ class FakeLab:
     def split(self, split: str) -> tuple[np.ndarray, np.ndarray]:
         return self.inputs[split], np.zeros(len(self.inputs[split]))
 
+    def split_label(self, split: str) -> str:
+        return f"the hidden {split} set" if SPLITS.get(split) == "hidden" else f"the {split} set"
+
 
 def evidence(outputs: dict[str, object], labels: dict[str, object] | None = None, inputs=None) -> Evidence:
     return Evidence(
