@@ -99,7 +99,7 @@ def take(student: str, path: Path, student_files=()) -> Submission:
     data = path.read_bytes()
     sub = Submission(student=student, path=path, sha256=_digest(data, {}), size=size, problem=notebook_problem(data))
     if student_files and not sub.problem:
-        sub.problem = _missing(student_files, "a notebook alone")
+        sub.problem = _missing(list(student_files), None)
     return sub
 
 
@@ -172,10 +172,13 @@ def _assemble(student: str, path: Path, members: list[str], student_files) -> Su
                       notebook=notebook, files=files)
 
 
-def _missing(names, where: str) -> str:
-    listed = ", ".join(names)
-    return (f"{listed} {'is' if len(names) == 1 else 'are'} missing from {where}: this lab needs "
-            f"{'it' if len(names) == 1 else 'them'} beside the notebook (hand in a folder or zip with both)")
+def _missing(names, where: str | None) -> str:
+    """Why a submission without the lab's modules can't be graded, and what to hand in instead."""
+    listed = " and ".join(names)
+    need = f"this lab needs {listed} beside the notebook: hand in a folder or zip with the notebook and {listed}"
+    if where is None:
+        return f"the notebook was handed in alone, without {listed}; {need}"
+    return f"{listed} {'is' if len(names) == 1 else 'are'} missing from {where}; {need}"
 
 
 class _TooLarge(Exception):

@@ -10,16 +10,14 @@ Run: `python examples/make_cohort_lab1.py`.
 
 from __future__ import annotations
 
-import copy
 from pathlib import Path
-from textwrap import dedent
 
 import nbformat
+from answering import make_submission
 
 ROOT = Path(__file__).resolve().parents[1]
 STUDENT_NOTEBOOK = ROOT / "assignments" / "lab1-mlp" / "lab1-mlp.ipynb"
 OUT_DIR = ROOT / "examples" / "submissions" / "lab1-mlp"
-STUB = ["# YOUR CODE HERE", "raise NotImplementedError()"]  # nbgrader's code stub, as released
 
 FORWARD = """
 a = np.asarray(x, dtype=float)
@@ -238,32 +236,6 @@ STUDENTS = {  # name: {grade_id: content}; an absent reflection stays the placeh
     "off_topic": dict(mlp_forward=FORWARD, train_model=TRAIN_GOOD, reflection=REFLECTIONS["off_topic"]),
     "flood_output": dict(mlp_forward=FORWARD, train_model=TRAIN_FLOOD, reflection=REFLECTIONS["flood_output"]),
 }
-
-
-def fill_code(source: str, body: str) -> str:
-    """Replace the code stub in `source` by `body`, indented like the stub (e.g. inside a def)."""
-    lines = source.split("\n")
-    for i in range(len(lines) - 1):
-        if [lines[i].strip(), lines[i + 1].strip()] == STUB:
-            indent = lines[i][: len(lines[i]) - len(lines[i].lstrip())]
-            new = [indent + line if line else line for line in dedent(body).strip("\n").split("\n")]
-            return "\n".join(lines[:i] + new + lines[i + 2 :])
-    raise ValueError("no code stub found in cell")
-
-
-def make_submission(template: nbformat.NotebookNode, answers: dict[str, str]) -> nbformat.NotebookNode:
-    nb = copy.deepcopy(template)
-    cells = {cell.metadata.get("nbgrader", {}).get("grade_id"): cell for cell in nb.cells}
-    for grade_id, content in answers.items():
-        cell = cells[grade_id]
-        if cell.cell_type == "code":
-            cell.source = fill_code(cell.source, content)
-        else:
-            cell.source = dedent(content).strip("\n")
-    for cell in nb.cells:  # as saved from a freshly restarted kernel: no outputs
-        if cell.cell_type == "code":
-            cell.outputs, cell.execution_count = [], None
-    return nb
 
 
 def main() -> None:

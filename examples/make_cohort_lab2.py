@@ -11,22 +11,20 @@ included), so the committed files can be checked against it. Run: `python exampl
 
 from __future__ import annotations
 
-import copy
 import io
 import re
 import shutil
 import zipfile
 from pathlib import Path
-from textwrap import dedent
 
 import nbformat
+from answering import STUB, fill_code, make_submission
 
 ROOT = Path(__file__).resolve().parents[1]
 LAB_DIR = ROOT / "assignments" / "lab2-cnn"
 STUDENT_NOTEBOOK = LAB_DIR / "lab2-cnn.ipynb"
 MODULE_TEMPLATE = LAB_DIR / "cnn.py"
 OUT_DIR = ROOT / "examples" / "submissions" / "lab2-cnn"
-STUB = ["# YOUR CODE HERE", "raise NotImplementedError()"]  # nbgrader's code stub, as released
 ZIP_DATE = (2026, 2, 1, 12, 0, 0)  # every member of the zip file: no build time in the bytes
 
 # --- cnn.py: the student's NumPy layers --------------------------------------------------------
@@ -425,17 +423,6 @@ ZIPPED = {"zipped": (LAYERS_IM2COL, dict(train_model=TRAIN_GOOD2, training_curve
                                          reflection=REFLECTIONS["zipped"]))}
 
 
-def fill_code(source: str, body: str) -> str:
-    """Replace the first code stub in `source` by `body`, indented like the stub (e.g. inside a def)."""
-    lines = source.split("\n")
-    for i in range(len(lines) - 1):
-        if [lines[i].strip(), lines[i + 1].strip()] == STUB:
-            indent = lines[i][: len(lines[i]) - len(lines[i].lstrip())]
-            new = [indent + line if line else line for line in dedent(body).strip("\n").split("\n")]
-            return "\n".join(lines[:i] + new + lines[i + 2 :])
-    raise ValueError("no code stub found")
-
-
 def make_module(template: str, bodies: dict[str, str]) -> str:
     """The module template with the stub of each function `name` replaced by `bodies[name]`."""
     parts = re.split(r"(?m)^(?=def )", template)
@@ -449,23 +436,8 @@ def make_module(template: str, bodies: dict[str, str]) -> str:
     return text
 
 
-def make_notebook(template: nbformat.NotebookNode, answers: dict[str, str]) -> nbformat.NotebookNode:
-    nb = copy.deepcopy(template)
-    cells = {cell.metadata.get("nbgrader", {}).get("grade_id"): cell for cell in nb.cells}
-    for grade_id, content in answers.items():
-        cell = cells[grade_id]
-        if cell.cell_type == "code":
-            cell.source = fill_code(cell.source, content)
-        else:
-            cell.source = dedent(content).strip("\n")
-    for cell in nb.cells:  # as saved from a freshly restarted kernel: no outputs
-        if cell.cell_type == "code":
-            cell.outputs, cell.execution_count = [], None
-    return nb
-
-
 def files_of(template_nb, template_module, layers, answers) -> dict[str, bytes]:
-    text = nbformat.writes(make_notebook(template_nb, answers))
+    text = nbformat.writes(make_submission(template_nb, answers))
     files = {"lab2-cnn.ipynb": (text if text.endswith("\n") else text + "\n").encode()}  # as nbformat.write
     if layers is not None:
         files["cnn.py"] = make_module(template_module, layers).encode()

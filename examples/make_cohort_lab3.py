@@ -13,11 +13,10 @@ Run: `python examples/make_cohort_lab3.py`.
 
 from __future__ import annotations
 
-import copy
 from pathlib import Path
-from textwrap import dedent
 
 import nbformat
+from answering import make_submission
 
 ROOT = Path(__file__).resolve().parents[1]
 LAB = "lab3-autoencoder"
@@ -25,7 +24,6 @@ RELEASE = ROOT / "assignments" / LAB
 STUDENT_NOTEBOOK = RELEASE / f"{LAB}.ipynb"
 PLOTTING = RELEASE / "plotting.py"
 OUT_DIR = ROOT / "examples" / "submissions" / LAB
-STUB = ["# YOUR CODE HERE", "raise NotImplementedError()"]  # nbgrader's code stub, as released
 
 # --- the autoencoder cell: bodies of __init__, encode and decode, in that order ------------------------
 
@@ -270,38 +268,6 @@ STUDENTS = {  # name: ({grade_id: content}, plotting.py handed in: None, "copy" 
     "edited_plotting": (dict(autoencoder=CONV_ALT, train_model=TRAIN.format(latent=32, lr=3e-3, epochs=12),
                              reconstructions=RECONSTRUCT, reflection=REFLECTIONS["edited_plotting"]), "edited"),
 }
-
-
-def fill_code(source: str, bodies: list[str]) -> str:
-    """Replace the code stubs in `source`, in order, by `bodies`, each indented like its stub."""
-    lines = source.split("\n")
-    for body in bodies:
-        for i in range(len(lines) - 1):
-            if [lines[i].strip(), lines[i + 1].strip()] == STUB:
-                indent = lines[i][: len(lines[i]) - len(lines[i].lstrip())]
-                new = [indent + line if line else line for line in dedent(body).strip("\n").split("\n")]
-                lines = lines[:i] + new + lines[i + 2:]
-                break
-        else:
-            raise ValueError("fewer code stubs in the cell than bodies to fill in")
-    if any([a.strip(), b.strip()] == STUB for a, b in zip(lines, lines[1:])):
-        raise ValueError("a code stub was left unfilled")
-    return "\n".join(lines)
-
-
-def make_submission(template: nbformat.NotebookNode, answers: dict[str, str | list[str]]) -> nbformat.NotebookNode:
-    nb = copy.deepcopy(template)
-    cells = {cell.metadata.get("nbgrader", {}).get("grade_id"): cell for cell in nb.cells}
-    for grade_id, content in answers.items():
-        cell = cells[grade_id]
-        if cell.cell_type == "code":
-            cell.source = fill_code(cell.source, [content] if isinstance(content, str) else content)
-        else:
-            cell.source = dedent(content).strip("\n")
-    for cell in nb.cells:  # as saved from a freshly restarted kernel: no outputs
-        if cell.cell_type == "code":
-            cell.outputs, cell.execution_count = [], None
-    return nb
 
 
 def main() -> None:

@@ -67,8 +67,8 @@ def test_a_missing_module_is_a_clear_problem(tmp_path):
     (subs / "bo.ipynb").write_bytes(nb_bytes())
     found = by_student(discover(subs, MODULES))
     assert "rules.py is missing from the folder" in found["ada"].problem
-    assert "rules.py is missing from a notebook alone" in found["bo"].problem
-    assert "hand in a folder or zip" in found["bo"].problem
+    assert "the notebook was handed in alone, without rules.py" in found["bo"].problem
+    assert "hand in a folder or zip with the notebook and rules.py" in found["bo"].problem
 
 
 def test_broken_and_hostile_zips_get_a_reason_not_a_crash(tmp_path):

@@ -115,6 +115,7 @@ def _run_copy(script: Path, parts: list[str], tmp_path: Path, *args: str) -> Pat
     root = tmp_path / "repo"
     for part in parts:
         src = REPO / part
+        (root / part).parent.mkdir(parents=True, exist_ok=True)
         (shutil.copytree if src.is_dir() else shutil.copy)(src, root / part)
     target = root / script.relative_to(REPO)
     target.parent.mkdir(parents=True, exist_ok=True)
@@ -134,7 +135,7 @@ def _same_tree(a: Path, b: Path) -> None:
 @pytest.mark.parametrize("name", ["lab1-mlp", *LABS])
 def test_the_cohort_is_what_its_script_makes(name, tmp_path):
     script = REPO / "examples" / f"make_cohort_{name.split('-')[0]}.py"
-    root = _run_copy(script, [f"assignments/{name}"], tmp_path)
+    root = _run_copy(script, [f"assignments/{name}", "examples/answering.py"], tmp_path)
     _same_tree(root / "examples" / "submissions" / name, cohort_folder(name))
 
 
