@@ -18,7 +18,7 @@ from autograder.restore import restore
 from autograder.results import ExecutionResult
 from autograder.sandbox import SandboxBackend, SandboxJob, SandboxRun
 from autograder.spec import Limits, human_size
-from autograder.workspace import copy_read_only, read_capped, workdir
+from autograder.workspace import copy_read_only, read_capped, workdir, write_files
 
 EXECUTED = "executed.ipynb"
 EXPORTS = "exports"
@@ -68,16 +68,11 @@ def prepared_notebook(lab: Lab, sub: Submission) -> bytes:
     return nbformat.writes(restore(submitted, released).notebook).encode()
 
 
-def write_modules(folder: Path, files: dict[str, bytes]) -> None:
-    for name, data in files.items():
-        (folder / name).write_bytes(data)
-
-
 def execute(lab: Lab, sub: Submission, backend: SandboxBackend, limits: Limits, artifacts: Path,
             scratch: Path | None = None, gpu_ids: list[str] | None = None) -> Executed:
     with workdir("execute", scratch) as wd:
         (wd / "submission.ipynb").write_bytes(prepared_notebook(lab, sub))
-        write_modules(wd, modules(lab, sub))
+        write_files(wd, modules(lab, sub))
         copy_read_only(lab.public_data_dir, wd / "data")
         job = SandboxJob(stage="execute", workdir=wd, request=request(lab, limits), limits=limits,
                          gpu_ids=gpu_ids or [])

@@ -18,7 +18,7 @@ from autograder.lab import Lab
 from autograder.results import ProbeReport, ProbeStatus
 from autograder.sandbox import SandboxBackend, SandboxJob
 from autograder.spec import Limits, human_size
-from autograder.workspace import copy_read_only, read_capped, workdir
+from autograder.workspace import copy_read_only, read_capped, workdir, write_files
 
 OUTPUTS = "outputs"
 MAX_OUTPUT_BYTES = 256 * 1024**2
@@ -33,9 +33,7 @@ def probe(lab: Lab, exports: Path, backend: SandboxBackend, limits: Limits, arti
     exports that refer to them."""
     with workdir("probe", scratch) as wd:
         copy_read_only(exports, wd / "exports")
-        (wd / "modules").mkdir()
-        for name, data in (modules or {}).items():
-            (wd / "modules" / name).write_bytes(data)
+        write_files(wd / "modules", modules or {})
         inputs = wd / "inputs"
         inputs.mkdir()
         for split, x in lab.inputs().items():

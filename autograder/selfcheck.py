@@ -16,6 +16,7 @@ from pathlib import Path
 
 from autograder import embeddings
 from autograder.criteria.base import ThresholdSpec
+from autograder.errors import UserError
 from autograder.intake import Submission, discover, take_beside
 from autograder.lab import Lab
 from autograder.pipeline import Grader, Options
@@ -60,8 +61,6 @@ def submission_at(lab: Lab, path: Path) -> Submission:
         return take_beside(path.stem, path, lab.spec.files.student)
     found = discover(path, lab.spec.files.student)
     if len(found) != 1:
-        from autograder.errors import UserError
-
         raise UserError(f"{path} holds {len(found)} submissions", "pass one notebook, or one student's folder or zip")
     return found[0]
 

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from autograder.lab import Lab, probe_sources
+from autograder.lab import Lab
 from autograder.notebooks import find_cell, load_notebook
 from autograder.results import SubmissionResult
 
@@ -49,7 +49,7 @@ def probe_problems(lab: Lab, reference: SubmissionResult) -> list[Problem]:
     """Every metric the rubric names is produced by the lab's probes on the reference solution."""
     problems = []
     report = reference.probes
-    sources = {name: path.relative_to(lab.root) for name, path in probe_sources(lab).items()}
+    sources = {name: path.relative_to(lab.root) for name, path in lab.probes.items()}
     for i, c in enumerate(lab.rubric.criteria):
         probe = getattr(c, "probe", None)
         if probe is None:

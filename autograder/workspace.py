@@ -45,6 +45,13 @@ def copy_read_only(src: Path, dst: Path) -> None:
     os.chmod(dst, 0o555)
 
 
+def write_files(folder: Path, files: dict[str, bytes]) -> None:
+    """Write named files (a submission's modules) into a sandbox folder, creating it."""
+    folder.mkdir(parents=True, exist_ok=True)
+    for name, data in files.items():
+        (folder / name).write_bytes(data)
+
+
 def read_capped(path: Path, cap: int) -> bytes | None:
     """The file's bytes, or None when it is missing, not a regular file, or larger than `cap`."""
     try:
