@@ -171,6 +171,7 @@ class Grader:
         result = judge(self.lab, sub, executed.result, notebook, probes, self.backend.name)
         timings["judge"] = time.monotonic() - t
         result.timings = {k: round(v, 3) for k, v in timings.items()}
+        result.stages = {record.stage: record.key for record in stages}
         return result, stages
 
     def _execute(self, sub: Submission) -> tuple[Executed, StageRecord]:

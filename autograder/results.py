@@ -107,6 +107,8 @@ class SubmissionResult(BaseModel):
     notes: list[str] = Field(default_factory=list)
     backend: str = ""
     timings: dict[str, float] = Field(default_factory=dict)
+    stages: dict[str, str] = Field(default_factory=dict, description="stage -> the key of the recorded stage output "
+                                   "this result was judged from (its artifacts: the executed notebook, probe outputs).")
     graded_at: datetime = Field(default_factory=now)
     harness_version: str = ""
 

@@ -139,6 +139,16 @@ class Store:
         with self._lock:
             return [r[0] for r in self._db.execute("SELECT DISTINCT lab FROM results ORDER BY lab")]
 
+    def artifacts(self, result: SubmissionResult) -> dict[str, Path]:
+        """stage -> the folder of what that stage left (executed.ipynb, exports/, outputs/<probe>.npz) for a
+        result, where it is still on disk; empty for results recorded before results named their stages."""
+        found = {}
+        for stage, key in result.stages.items():
+            record = self.stage(key)
+            if record is not None:
+                found[stage] = record.artifacts
+        return found
+
     def stage(self, key: str) -> StageRecord | None:
         """A recorded stage output whose artifacts are still on disk."""
         with self._lock:

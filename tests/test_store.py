@@ -129,3 +129,16 @@ def test_export_writes_through_pipes_and_links_instead_of_replacing_them(tmp_pat
     reader.join(timeout=10)
     assert fifo.is_fifo()  # still a pipe: once, `-o /dev/null` replaced the device with a file
     assert received[0].startswith("student,verdict,")
+
+
+@pytest.mark.slow
+def test_a_result_names_the_stage_outputs_it_was_judged_from(submissions, grade, store):
+    """Feedback reads the executed notebook and the probe outputs of exactly the result it shows."""
+    submissions("ana")
+    result = grade(submissions.folder)["ana"]
+    assert set(result.stages) == {"execute", "probe"}
+    found = store.artifacts(store.latest_of("toy", "ana"))
+    assert (found["execute"] / "executed.ipynb").is_file()
+    assert (found["probe"] / "outputs" / "scores.npz").is_file()
+    old = result.model_copy(update={"stages": {}})  # recorded before results named their stages
+    assert store.artifacts(old) == {}
