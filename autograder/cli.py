@@ -16,6 +16,7 @@ from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, T
 
 from autograder import __version__
 from autograder.errors import AutograderError, UserError
+from autograder.export import FORMATS
 
 EXIT_CODES = """\
 exit codes:
@@ -25,6 +26,15 @@ exit codes:
   2   a usage mistake or a malformed lab, rubric or path (the message says which and how to fix it)
   3   an internal error (a bug: rerun with --debug and report the traceback)
   130 interrupted (results recorded so far are kept)
+"""
+
+EXPORT_EXIT_CODES = """\
+exit codes:
+  0   everything was exported
+  1   some students were held back (in review or error, without --allow-pending), unknown to the roster,
+      or refused by Ladok: the lines on stderr name them
+  2   a usage mistake or a malformed course.yaml or roster (the message says which and how to fix it)
+  3   an internal error (a bug: rerun with --debug and report the traceback)
 """
 
 CHECK_EXIT_CODES = """\
@@ -45,6 +55,15 @@ def _size(text: str) -> int:
         return int(TypeAdapter(ByteSize).validate_python(text))
     except ValidationError:
         raise argparse.ArgumentTypeError(f"{text!r} is not a size; write e.g. 2GiB or 512MiB") from None
+
+
+def _date(text: str):
+    from datetime import date
+
+    try:
+        return date.fromisoformat(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a date as YYYY-MM-DD") from None
 
 
 def _positive(text: str) -> float:
@@ -94,11 +113,53 @@ def parser() -> argparse.ArgumentParser:
     g.add_argument("submissions", type=Path, help="a notebook, a folder of notebooks, or a folder per student")
     g.add_argument("--force", action="store_true", help="regrade even what is already graded")
 
-    e = sub.add_parser("export", parents=[common, db], help="export recorded results",
-                       epilog=EXIT_CODES, formatter_class=argparse.RawDescriptionHelpFormatter)
-    e.add_argument("lab")
-    e.add_argument("--format", "-f", choices=["json", "csv"], default="json")
-    e.add_argument("-o", "--output", type=Path, required=True, help="file to write ('-' for stdout)")
+    e = sub.add_parser("export", parents=[common, db],
+                       help="export results: json, csv, Canvas gradebook, Gradescope, the Ladok list",
+                       epilog=EXPORT_EXIT_CODES, formatter_class=argparse.RawDescriptionHelpFormatter)
+    e.add_argument("lab", nargs="?", help="the lab (leave out with --course for the lab module's grade)")
+    e.add_argument("--format", "-f", choices=list(FORMATS), default="json")
+    e.add_argument("-o", "--output", required=True,
+                   help="file to write ('-' for stdout); for gradescope a folder (one <student>/results.json)")
+    e.add_argument("--course", nargs="?", const="course.yaml", type=Path, default=None,
+                   help="course.yaml (default when given bare: the course folder's): its roster, Canvas column and "
+                   "Ladok codes; without a lab, export the lab module's grade")
+    e.add_argument("--roster", type=Path, help="roster CSV mapping student ids to the LMS's and Ladok's")
+    e.add_argument("--assignment", help="canvas: the gradebook column, e.g. 'Lab 1 (12345)'")
+    e.add_argument("--points", type=_positive, default=1.0, help="canvas, gradescope: the points G is worth")
+    e.add_argument("--canvas-grading", choices=["points", "complete"], default="points")
+    e.add_argument("--allow-pending", action="store_true",
+                   help="publish students in review or error as not G instead of holding them back")
+    e.add_argument("--date", type=_date, help="ladok, module grades: the examination date (YYYY-MM-DD)")
+    e.add_argument("--include-failed", action="store_true", help="ladok: report U too")
+    e.add_argument("--student", action="append", help="only this student (repeatable)")
+    e.add_argument("--visibility", choices=["hidden", "after_due_date", "after_published", "visible"],
+                   default="visible", help="gradescope: when students see the results")
+    e.add_argument("--send", action="store_true", help="ladok: report to Ladok through ladok3 (else a dry run)")
+    e.add_argument("--finalize", action="store_true", help="ladok --send: mark the results ready for attestation")
+    e.add_argument("--grader", action="append", default=[], help="ladok --finalize: 'Name <email>' (repeatable)")
+
+    fb = sub.add_parser("feedback", parents=[common, db],
+                        help="write each student's feedback: a self-contained HTML page and a Markdown file",
+                        epilog=EXIT_CODES, formatter_class=argparse.RawDescriptionHelpFormatter)
+    fb.add_argument("lab")
+    fb.add_argument("-o", "--output", type=Path, help="folder to write (default: feedback/<lab>)")
+    fb.add_argument("--student", action="append", help="only this student (repeatable)")
+
+    rp = sub.add_parser("report", parents=[common, db],
+                        help="write the cohort report for staff: one self-contained HTML file",
+                        epilog=EXIT_CODES, formatter_class=argparse.RawDescriptionHelpFormatter)
+    rp.add_argument("lab")
+    rp.add_argument("-o", "--output", type=Path, help="file to write (default: feedback/<lab>/report.html)")
+    rp.add_argument("--feedback-dir", default=".",
+                    help="where the students' feedback pages are, relative to the report (default: beside it)")
+
+    co = sub.add_parser("course", help="the lab module: each student's grade over the course's labs")
+    co_sub = co.add_subparsers(dest="course_command", required=True, metavar="COURSE_COMMAND")
+    cr = co_sub.add_parser("results", parents=[common, db],
+                           help="each student's lab module grade: G only when every required lab is G",
+                           epilog=EXIT_CODES, formatter_class=argparse.RawDescriptionHelpFormatter)
+    cr.add_argument("--course", type=Path, default=None, help="course.yaml (default: the course folder's)")
+    cr.add_argument("--date", type=_date, help="the examination date (YYYY-MM-DD), over the course's rule")
 
     r = sub.add_parser("review", parents=[common, db], help="list what waits for a human, with the evidence",
                        epilog=EXIT_CODES, formatter_class=argparse.RawDescriptionHelpFormatter)
@@ -286,18 +347,59 @@ def cmd_grade(args) -> int:
 
 
 def cmd_export(args) -> int:
-    from autograder.export import to_csv, to_json, write
+    from autograder.course import load_course
+    from autograder.export import ExportOptions, export
+    from autograder.report import clean
 
     store = _store(args)
-    results = store.latest(args.lab)
-    if not results:
+    if args.lab is not None and not store.latest(args.lab):
         known = ", ".join(store.labs()) or "none"
         raise UserError(f"no results for lab {args.lab!r} in {store.path}", f"labs with results: {known}")
-    if str(args.output) == "-":
-        sys.stdout.write(to_json(results) if args.format == "json" else to_csv(results))
-    else:
-        write(results, args.format, args.output)
-        err.print(f"wrote {len(results)} results to {args.output}")
+    course = None
+    if args.course is not None:
+        course = load_course(None if args.course == Path("course.yaml") else args.course, args.root)
+    options = ExportOptions(
+        roster=args.roster, assignment=args.assignment, points=args.points, canvas_grading=args.canvas_grading,
+        allow_pending=args.allow_pending, exam_date=args.date, include_failed=args.include_failed,
+        students=args.student, root=args.root, visibility=args.visibility, send=args.send, finalize=args.finalize,
+        graders=args.grader)
+    report = export(store, args.format, args.output, lab=args.lab, course=course, options=options)
+    for line in report.lines():
+        err.print(clean(line))
+    return 0 if report.complete else 1
+
+
+def cmd_feedback(args) -> int:
+    from autograder.feedback import write_feedback
+    from autograder.lab import load_lab
+
+    lab = load_lab(args.lab, args.root)
+    folder = args.output or Path("feedback") / lab.name
+    paths = write_feedback(lab, _store(args), folder, args.student or None)
+    pages = sum(1 for p in paths if p.suffix == ".html" and p.name != "index.html")
+    err.print(f"wrote feedback for {pages} students to {folder} (open {folder / 'index.html'})")
+    return 0
+
+
+def cmd_report(args) -> int:
+    from autograder.cohort_report import write_report
+    from autograder.lab import load_lab
+
+    lab = load_lab(args.lab, args.root)
+    target = args.output or Path("feedback") / lab.name / "report.html"
+    write_report(lab, _store(args), target, args.feedback_dir)
+    err.print(f"wrote the cohort report to {target}")
+    return 0
+
+
+def cmd_course(args) -> int:
+    from autograder.course import course_results, load_course, results_table, summary
+    from autograder.report import clean
+
+    course = load_course(args.course, args.root)
+    grades = course_results(course, _store(args), on=args.date)
+    out.print(results_table(course, grades))
+    out.print(clean(summary(grades)))
     return 0
 
 
@@ -536,5 +638,5 @@ def cmd_schema(args) -> int:
 
 COMMANDS = {"grade": cmd_grade, "export": cmd_export, "review": cmd_review, "override": cmd_override,
             "show": cmd_show, "validate-lab": cmd_validate_lab, "assign": cmd_assign, "release": cmd_release,
-            "check": cmd_check, "sandbox": cmd_sandbox,
-            "schema": cmd_schema}
+            "course": cmd_course, "check": cmd_check, "feedback": cmd_feedback, "report": cmd_report,
+            "sandbox": cmd_sandbox, "schema": cmd_schema}

@@ -1,16 +1,39 @@
-"""Exports of recorded results: JSON for tools, CSV for spreadsheets and LMS gradebooks."""
+"""Exports of recorded results: JSON for tools, CSV for spreadsheets, and what the university's
+systems import: Canvas's gradebook CSV, Gradescope's results.json, the list reported to Ladok.
+
+A lab's export carries each student's verdict; a course's (`--course`) the lab module grade.
+Publishing formats (canvas, gradescope, ladok) hold back a student still in review or with a
+grading error, and name them, unless the TA allows it; a student the roster cannot map is named
+too, never silently dropped.
+"""
 
 from __future__ import annotations
 
 import csv
 import io
 import json
+import sys
+from dataclasses import dataclass, field
+from datetime import date
 from pathlib import Path
-from typing import Literal
+from typing import Any, Literal, get_args
 
+from pydantic import BaseModel, Field
+
+from autograder import ladok
+from autograder.course import CourseSpec, ModuleGrade, Roster, RosterEntry, course_results, load_roster, require_lab
+from autograder.errors import UserError
+from autograder.html import strip_ansi
 from autograder.results import SubmissionResult
+from autograder.store import Store
 
 Format = Literal["json", "csv"]
+ExportFormat = Literal["json", "csv", "canvas", "gradescope", "ladok"]
+FORMATS: tuple[str, ...] = get_args(ExportFormat)
+PUBLISHING = frozenset({"canvas", "gradescope", "ladok"})
+Visibility = Literal["hidden", "after_due_date", "after_published", "visible"]
+CANVAS_COLUMNS = ["Student", "ID", "SIS User ID", "SIS Login ID", "Section"]
+POINTS_POSSIBLE = "    Points Possible"  # the second row of Canvas's own export, spaces included
 
 
 def to_json(results: list[SubmissionResult]) -> str:
@@ -50,10 +73,393 @@ def to_csv(results: list[SubmissionResult]) -> str:
     return buf.getvalue()
 
 
-def write(results: list[SubmissionResult], fmt: Format, out: Path) -> None:
+def module_json(grades: list[ModuleGrade]) -> str:
+    return json.dumps([g.model_dump(mode="json") for g in grades], indent=2) + "\n"
+
+
+def module_csv(course: CourseSpec, grades: list[ModuleGrade]) -> str:
+    """One row per student: the module grade, its date, each lab's verdict, and what is missing."""
+    buf = io.StringIO()
+    writer = csv.writer(buf)
+    writer.writerow(["student", "name", "grade", "examination_date", *(e.lab for e in course.labs), "missing"])
+    for g in grades:
+        writer.writerow([g.student, g.name, g.grade, g.exam_date.isoformat() if g.exam_date else "",
+                         *(s.verdict or "" for s in g.labs), " | ".join(g.missing)])
+    return buf.getvalue()
+
+
+def canvas_csv(rows: list[tuple[RosterEntry, str]], assignment: str, points: float) -> str:
+    """Canvas's gradebook import: its five student columns, then the assignment column, with the
+    points-possible row Canvas's own export has second."""
+    buf = io.StringIO()
+    writer = csv.writer(buf, lineterminator="\n")
+    writer.writerow([*CANVAS_COLUMNS, assignment])
+    writer.writerow([POINTS_POSSIBLE, "", "", "", "", _number(points)])
+    for entry, value in rows:
+        writer.writerow([entry.name or entry.student, entry.canvas_id, entry.sis_user_id, entry.sis_login_id,
+                         entry.section, value])
+    return buf.getvalue()
+
+
+def to_gradescope(result: SubmissionResult, titles: dict[str, str] | None = None, points: float = 1.0,
+                  visibility: Visibility = "visible") -> dict[str, Any]:
+    """Gradescope's autograder results.json for one submission. The score is the verdict (all points
+    for G, none otherwise); each criterion is a test with its status and the lines the student's
+    feedback has, and each public test is one too. Hidden tests are never named: the hidden-tests
+    criterion's own message says how many failed."""
+    titles = titles or {}
+    tests: list[dict[str, Any]] = []
+    for c in result.criteria:
+        lines = [c.message]
+        if c.status != "pass" and c.advice:
+            lines.append(c.advice)
+        if c.override is not None:
+            lines.append(f"A teacher decided ({c.override.status}): {c.override.note}")
+        title = titles.get(c.id, "")
+        tests.append(_gs_test(f"{c.id}: {title}" if title else c.id, c.status == "pass", "\n".join(lines),
+                              visibility, [c.id] if c.required else [c.id, "optional"]))
+        if c.kind == "hidden-tests":
+            for t in result.tests:
+                if t.public:
+                    output = "" if t.outcome == "passed" else t.message or t.outcome
+                    tests.append(_gs_test(f"{c.id}: {t.name}", t.outcome == "passed", output, visibility,
+                                          [c.id, "public-test"]))
+    duration = sum(result.timings.values()) or (result.execution.duration_s if result.execution else 0.0)
+    return {
+        "score": float(points) if result.verdict == "G" else 0.0,
+        "execution_time": round(duration),
+        "output": verdict_line(result),
+        "output_format": "text",
+        "test_output_format": "text",
+        "test_name_format": "text",
+        "visibility": visibility,
+        "stdout_visibility": "hidden",
+        "extra_data": {"lab": result.lab, "verdict": result.verdict, "lab_version": result.lab_version},
+        "tests": tests,
+    }
+
+
+def _gs_test(name: str, passed: bool, output: str, visibility: Visibility, tags: list[str]) -> dict[str, Any]:
+    # Scores live at the top (U/G is not a sum of points); a test only passes or fails.
+    return {"name": strip_ansi(name), "score": 0.0, "max_score": 0.0, "status": "passed" if passed else "failed",
+            "output": strip_ansi(output), "output_format": "text", "visibility": visibility, "tags": tags}
+
+
+def verdict_line(result: SubmissionResult) -> str:
+    failed = [c.id for c in result.failed() if c.status != "skipped"] or [c.id for c in result.failed()]
+    if result.verdict == "G":
+        return "G (pass): every required criterion is met."
+    if result.verdict == "U":
+        return f"U (not passed yet): {', '.join(failed)} not met; each test below says what to do."
+    if result.verdict == "review":
+        return f"Waiting for a teacher's decision on {', '.join(failed)}; the result is not final."
+    return "The grader could not grade this submission; a teacher will look at it. This is not held against you."
+
+
+@dataclass
+class ExportOptions:
+    """What the CLI's export options set; every field has the default a plain export uses."""
+
+    roster: Path | None = None  # the roster CSV; default: the course's
+    assignment: str | None = None  # canvas: the column, 'Lab 1 (12345)'; default: from course.yaml
+    points: float = 1.0  # canvas, gradescope: the points G is worth
+    canvas_grading: Literal["points", "complete"] = "points"  # complete: 'complete'/'incomplete' cells
+    allow_pending: bool = False  # publish review/error (module: pending) as not G instead of holding back
+    exam_date: date | None = None  # ladok, module grades: the examination date, over the course's rule
+    include_failed: bool = False  # ladok: report U too (for students whose every required lab is final)
+    students: list[str] | None = None  # only these students (a Gradescope run grades one)
+    root: Path | None = None  # the course folder, for criterion titles in Gradescope
+    visibility: Visibility = "visible"  # gradescope: when students see the results
+    send: bool = False  # ladok: report to Ladok through ladok3 (nothing is sent without it)
+    finalize: bool = False  # ladok --send: mark results ready for attestation (klarmarkera)
+    graders: list[str] = field(default_factory=list)  # ladok --finalize: 'Name <email>' of who graded
+    session: Any = None  # ladok: a ladok3.LadokSession (tests pass a fake); default: opened on --send
+
+
+class ExportReport(BaseModel):
+    format: str
+    target: str = Field(description="The lab, or the course code for module grades.")
+    written: list[Path] = Field(default_factory=list)
+    published: list[str] = Field(default_factory=list, description="Students in the export.")
+    blocked: list[str] = Field(default_factory=list, description="Held back: in review or error (module: pending).")
+    unknown: list[str] = Field(default_factory=list, description="With a result, but the roster can't map them.")
+    missing: list[str] = Field(default_factory=list, description="On the roster without a result.")
+    notes: list[str] = Field(default_factory=list)
+    ladok_actions: list[ladok.LadokAction] = Field(default_factory=list,
+                                                   description="ladok: the dry run, or what --send did.")
+    sent: bool = False
+
+    @property
+    def complete(self) -> bool:
+        """Everyone with a result was published, and Ladok took every row it was sent."""
+        bad = {"failed", "conflict"}
+        return not self.blocked and not self.unknown and not any(a.action in bad for a in self.ladok_actions)
+
+    def lines(self) -> list[str]:
+        """What the CLI prints on stderr after an export."""
+        out = []
+        where = ", ".join(str(p) for p in self.written[:3]) + (f" and {len(self.written) - 3} more"
+                                                               if len(self.written) > 3 else "")
+        out.append(f"{self.format} export of {self.target}: {_count(len(self.published), 'student')}"
+                   + (f" written to {where}" if where else ""))
+        if self.blocked:
+            then = ("they are reported once decided" if self.format == "ladok"
+                    else "or pass --allow-pending to publish them as not G")
+            out.append(f"held back {_count(len(self.blocked), 'student')} waiting for a teacher's review or with a "
+                       f"grading error: {', '.join(self.blocked)} (decide with `autograder review`; {then})")
+        if self.unknown:
+            out.append(f"not published, the roster cannot map them: {', '.join(self.unknown)} (add them to the "
+                       "roster with the ids this export needs)")
+        if self.missing:
+            out.append(f"on the roster without a result: {', '.join(self.missing)}")
+        out += self.notes
+        if self.ladok_actions or self.format == "ladok":
+            out += ladok.describe(self.ladok_actions, self.sent)
+        return out
+
+
+def _count(n: int, noun: str) -> str:
+    return f"{n} {noun}{'' if n == 1 else 's'}"
+
+
+@dataclass
+class _Row:
+    """One student as an export sees them: the verdict or module grade, and where it came from."""
+
+    student: str
+    grade: str  # G, U, review, error (a lab) or G, U, pending (the module)
+    result: SubmissionResult | None = None
+    module: ModuleGrade | None = None
+    exam_date: date | None = None
+
+    @property
+    def pending(self) -> bool:
+        return self.grade in ("review", "error", "pending")
+
+
+def export(store: Store, fmt: str, out: Path | str, lab: str | None = None, course: CourseSpec | None = None,
+           options: ExportOptions | None = None) -> ExportReport:
+    """Export a lab's results (`lab`), or the course's module grades (`course` without `lab`; with
+    both, the lab's results with the course's roster, Canvas column and Ladok codes). `out` is a
+    file, '-' for stdout, or for gradescope a folder (one <student>/results.json each) or one
+    results.json when a single student is exported."""
+    o = options or ExportOptions()
+    if fmt not in FORMATS:
+        raise UserError(f"unknown export format {fmt!r}", f"use one of: {', '.join(FORMATS)}")
+    if lab is None and course is None:
+        raise UserError("nothing to export: name a lab", "or pass --course course.yaml for the module grades")
+    if fmt == "gradescope" and lab is None:
+        raise UserError("gradescope takes one lab: its results.json is per assignment",
+                        "name the lab, e.g. `autograder export lab1-mlp --format gradescope -o results/`")
+    target = lab or course.code  # type: ignore[union-attr]
+    report = ExportReport(format=fmt, target=target)
+    roster = _roster(fmt, course, o)
+    rows = _lab_rows(store, lab, course, o) if lab is not None else _module_rows(store, course, roster, o)
+    if o.students is not None:
+        wanted = set(o.students)
+        unknown = wanted - {r.student for r in rows}
+        if unknown:
+            raise UserError(f"no result for {', '.join(sorted(unknown))} in {target}",
+                            f"students with results: {', '.join(r.student for r in rows[:20]) or 'none'}")
+        rows = [r for r in rows if r.student in wanted]
+
+    if roster is not None:
+        present = {r.student for r in rows}
+        report.unknown = [r.student for r in rows if roster.get(r.student) is None]
+        report.missing = [s for s in roster.students if s not in present and (o.students is None or s in o.students)]
+    if fmt in PUBLISHING:
+        if o.allow_pending:
+            pending = [r.student for r in rows if r.pending]
+            if pending:
+                report.notes.append(f"published as not G although still pending: {', '.join(pending)}")
+        else:
+            report.blocked = [r.student for r in rows if r.pending]
+    held = set(report.blocked) | (set(report.unknown) if fmt in ("canvas", "ladok") else set())
+    publish = [r for r in rows if r.student not in held]
+
+    if fmt == "json":
+        text = to_json([r.result for r in publish]) if lab else module_json([r.module for r in publish])
+        report.published = [r.student for r in publish]
+        _emit(out, text, report)
+    elif fmt == "csv":
+        text = to_csv([r.result for r in publish]) if lab else module_csv(course, [r.module for r in publish])
+        report.published = [r.student for r in publish]
+        _emit(out, text, report)
+    elif fmt == "canvas":
+        _canvas(publish, roster, lab, course, o, out, report)
+    elif fmt == "gradescope":
+        _gradescope(publish, lab, o, out, report)
+    else:
+        _ladok(publish, roster, lab, course, o, out, report)
+    return report
+
+
+def _roster(fmt: str, course: CourseSpec | None, o: ExportOptions) -> Roster | None:
+    if o.roster is not None:
+        return load_roster(o.roster)
+    if fmt == "gradescope" or course is None or course.roster_path is None:
+        if fmt in ("canvas", "ladok"):
+            need = "canvas_id or sis_user_id" if fmt == "canvas" else "ladok_id"
+            raise UserError(f"the {fmt} export needs a roster that maps students to their {need}",
+                            "pass --roster roster.csv, or --course course.yaml with a `roster`")
+        return None
+    return load_roster(course.roster_path)
+
+
+def _lab_rows(store: Store, lab: str, course: CourseSpec | None, o: ExportOptions) -> list[_Row]:
+    results = store.latest(lab)
+    if not results:
+        known = ", ".join(store.labs()) or "none"
+        raise UserError(f"no results for lab {lab!r} in {store.path}", f"labs with results: {known}")
+    rows = []
+    for r in results:
+        when = o.exam_date
+        if when is None and course is not None:
+            when = course.examination_date if isinstance(course.examination_date, date) else course.local_date(
+                r.graded_at)
+        rows.append(_Row(student=r.student, grade=r.verdict, result=r, exam_date=when))
+    return rows
+
+
+def _module_rows(store: Store, course: CourseSpec, roster: Roster | None, o: ExportOptions) -> list[_Row]:
+    grades = course_results(course, store, roster, o.exam_date)
+    # A student with no result in any lab has nothing to publish: the roster lists them as missing.
+    handed_in = [g for g in grades if any(s.verdict is not None for s in g.labs)]
+    if not handed_in:
+        raise UserError(f"no results for any lab of {course.code} in {store.path}",
+                        f"the course's labs: {', '.join(e.lab for e in course.labs)}; "
+                        f"labs with results: {', '.join(store.labs()) or 'none'}")
+    return [_Row(student=g.student, grade=g.grade, module=g, exam_date=g.exam_date) for g in handed_in]
+
+
+def _canvas(rows: list[_Row], roster: Roster, lab: str | None, course: CourseSpec | None, o: ExportOptions,
+            out: Path | str, report: ExportReport) -> None:
+    assignment = o.assignment
+    if assignment is None and course is not None:
+        assignment = require_lab(course, lab).canvas_assignment if lab else course.canvas_assignment
+    if not assignment:
+        raise UserError("the canvas export needs the gradebook column's name",
+                        "pass --assignment 'Lab 1 (12345)', as the header of Canvas's gradebook export names it, "
+                        "or set canvas_assignment in course.yaml")
+    if not assignment.rstrip().endswith(")"):
+        report.notes.append(f"{assignment!r} has no Canvas assignment id in brackets: Canvas matches the column "
+                            "by name, or makes a new assignment")
+    cells = []
+    for r in rows:
+        entry = roster.get(r.student)
+        if not (entry.canvas_id or entry.sis_user_id or entry.sis_login_id):
+            report.unknown.append(r.student)
+            report.notes.append(f"{r.student} is on the roster without a Canvas id (canvas_id, sis_user_id or "
+                                "sis_login_id)")
+            continue
+        passed = r.grade == "G"
+        if o.canvas_grading == "complete":
+            value = "complete" if passed else "incomplete"
+        else:
+            value = _number(o.points if passed else 0)
+        cells.append((entry, value))
+        report.published.append(r.student)
+    _emit(out, canvas_csv(cells, assignment, o.points), report)
+
+
+def _gradescope(rows: list[_Row], lab: str, o: ExportOptions, out: Path | str, report: ExportReport) -> None:
+    if str(out) == "-":
+        raise UserError("gradescope writes files, one results.json per student",
+                        "pass -o FOLDER, or -o results.json with --student STUDENT")
+    titles = _titles(lab, o.root, report)
+    out = Path(out)
+    if out.suffix == ".json":
+        if len(rows) != 1:
+            raise UserError(f"-o {out} is one results.json, but {len(rows)} students would go in it",
+                            "pick one with --student, or pass a folder for one results.json per student")
+        files = {out: rows[0]}
+    else:
+        files = {out / _safe_name(r.student) / "results.json": r for r in rows}
+    for path, r in files.items():
+        doc = to_gradescope(r.result, titles, o.points, o.visibility)
+        _write_text(path, json.dumps(doc, indent=2) + "\n")
+        report.written.append(path)
+        report.published.append(r.student)
+
+
+def _ladok(rows: list[_Row], roster: Roster, lab: str | None, course: CourseSpec | None, o: ExportOptions,
+           out: Path | str, report: ExportReport) -> None:
+    if course is None:
+        raise UserError("the ladok export needs the course's codes", "pass --course course.yaml")
+    module = course.module
+    if lab is not None:
+        module = require_lab(course, lab).module
+        if not module:
+            raise UserError(f"{lab} has no Ladok module of its own in course.yaml",
+                            "report the module grade (--course without a lab), or set `module` for the lab")
+    entries = []
+    for r in rows:
+        final = r.module.complete if r.module is not None else r.grade in ("G", "U")
+        if not (r.grade == "G" or (o.include_failed and r.grade == "U" and final)):
+            continue
+        entry = roster.get(r.student)
+        if not entry.ladok_id:
+            report.unknown.append(r.student)
+            report.notes.append(f"{r.student} is on the roster without a ladok_id")
+            continue
+        if r.exam_date is None:  # a lab export without a course date rule gets the course's
+            raise UserError(f"no examination date for {r.student}", "pass --date YYYY-MM-DD")
+        grade = course.ladok_grades.G if r.grade == "G" else course.ladok_grades.U
+        entries.append(ladok.LadokRow(student=r.student, name=entry.name, ladok_id=entry.ladok_id,
+                                      course=course.course, module=module, grade=grade, exam_date=r.exam_date))
+        report.published.append(r.student)
+    if not o.include_failed:
+        not_g = sum(r.grade != "G" for r in rows)
+        if not_g:
+            report.notes.append(f"{_count(not_g, 'student')} without G not in the Ladok list (--include-failed "
+                                "adds U where every required lab is final)")
+    _emit(out, ladok.to_csv(entries), report)
+    if o.send:
+        session = o.session if o.session is not None else ladok.open_session()
+        report.ladok_actions = ladok.send(entries, session, o.finalize, o.graders)
+        report.sent = True
+    else:
+        report.ladok_actions = ladok.plan(entries, o.session)
+
+
+def _titles(lab: str, root: Path | None, report: ExportReport) -> dict[str, str]:
+    """Criterion id -> title from the rubric, so a student reads 'Accuracy on the hidden test set'."""
+    from autograder.lab import find_root
+    from autograder.loading import load_model
+    from autograder.rubric import Rubric
+
+    try:
+        path = find_root(root) / "rubrics" / f"{lab}.yaml"
+    except UserError:
+        report.notes.append("no course folder found: the tests are named by criterion id (pass --root for titles)")
+        return {}
+    if not path.is_file():
+        report.notes.append(f"{path} not found: the tests are named by criterion id")
+        return {}
+    return {c.id: c.title for c in load_model(path, Rubric).criteria if c.title}
+
+
+def _safe_name(student: str) -> str:
+    """A student id as one folder name: ids come from file names, but never trust them as paths."""
+    name = "".join(ch if ch.isalnum() or ch in "-_.@" else "_" for ch in student).lstrip(".")
+    return name or "_"
+
+
+def _number(x: float) -> str:
+    return str(int(x)) if float(x).is_integer() else str(x)
+
+
+def _emit(out: Path | str, text: str, report: ExportReport) -> None:
+    if str(out) == "-":
+        sys.stdout.write(text)
+        return
+    _write_text(Path(out), text)
+    report.written.append(Path(out))
+
+
+def _write_text(out: Path, text: str) -> None:
     """Replace a regular file atomically (no half-written export); write through anything else
     (a symlink, a pipe, /dev/stdout) rather than replacing it with a file."""
-    text = to_json(results) if fmt == "json" else to_csv(results)
     if out.exists() and (out.is_symlink() or not out.is_file()):
         with out.open("w", encoding="utf-8") as f:
             f.write(text)
@@ -62,3 +468,7 @@ def write(results: list[SubmissionResult], fmt: Format, out: Path) -> None:
     tmp = out.with_name(f".{out.name}.tmp")
     tmp.write_text(text, encoding="utf-8")
     tmp.replace(out)
+
+
+def write(results: list[SubmissionResult], fmt: Format, out: Path) -> None:
+    _write_text(out, to_json(results) if fmt == "json" else to_csv(results))

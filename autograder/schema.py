@@ -5,11 +5,13 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
+from autograder.course import CourseSpec
 from autograder.results import SubmissionResult
 from autograder.rubric import Rubric
 from autograder.spec import LabSpec
 
-SCHEMAS = {"lab.schema.json": LabSpec, "rubric.schema.json": Rubric, "result.schema.json": SubmissionResult}
+SCHEMAS = {"lab.schema.json": LabSpec, "rubric.schema.json": Rubric, "result.schema.json": SubmissionResult,
+           "course.schema.json": CourseSpec}
 
 
 def write_schemas(folder: Path) -> list[Path]:

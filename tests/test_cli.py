@@ -147,3 +147,48 @@ def test_a_limit_override_out_of_range_is_a_usage_error(course, submissions, cap
     assert err.startswith("error: --pids: Input should be greater than or equal to 16") and "Traceback" not in err
     assert main([*args, "--gpus", "0,0"]) == 2
     assert "not a list of distinct GPU indices" in capsys.readouterr().err
+
+
+def test_export_formats_and_the_course_roll_up_from_the_command_line(course, submissions, tmp_path, capsys):
+    """The export and course verbs as staff type them: a course.yaml and roster beside the toy lab."""
+    import pandas as pd
+
+    submissions("ana")
+    submissions("bo", "def predict(X):\n    return 1 - (X[:, 0] > 0).astype(int)\n")
+    db = tmp_path / "g.db"
+    assert main(["grade", "toy", str(submissions.folder), "--root", str(course), "--db", str(db)]) == 0
+    (course / "roster.csv").write_text("student,name,canvas_id,sis_user_id,sis_login_id,section,ladok_id\n"
+                                       "ana,Ana,1,S1,ana1,A,L-1\nbo,Bo,2,S2,bo2,A,L-2\ncy,Cy,3,S3,cy3,A,L-3\n")
+    (course / "course.yaml").write_text("course: DT0001\nmodule: LAB1\nroster: roster.csv\n"
+                                        "labs:\n  - lab: toy\n    canvas_assignment: Toy (7)\n")
+    capsys.readouterr()
+    assert main(["course", "results", "--root", str(course), "--db", str(db)]) == 0
+    text = capsys.readouterr().out
+    assert "ana" in text and "cy" in text
+    canvas = tmp_path / "canvas.csv"
+    assert main(["export", "toy", "-f", "canvas", "--course", "--root", str(course), "--db", str(db),
+                 "-o", str(canvas)]) == 0
+    sheet = pd.read_csv(canvas)
+    assert list(sheet.columns)[:5] == ["Student", "ID", "SIS User ID", "SIS Login ID", "Section"]
+    assert "cy" in capsys.readouterr().err  # on the roster, no result: said, not dropped
+    gs = tmp_path / "gs"
+    assert main(["export", "toy", "-f", "gradescope", "--db", str(db), "--root", str(course), "-o", str(gs)]) == 0
+    assert sorted(p.parent.name for p in gs.rglob("results.json")) == ["ana", "bo"]
+    assert main(["export", "-f", "ladok", "--course", str(course / "course.yaml"), "--root", str(course),
+                 "--db", str(db), "-o", "-", "--date", "2026-11-27"]) == 0
+    assert "L-1" in capsys.readouterr().out
+    assert main(["export", "-f", "ladok", "--db", str(db), "-o", "-"]) == 2  # neither lab nor course
+
+
+def test_feedback_and_report_from_the_command_line(course, submissions, tmp_path, capsys):
+    """The report beside the feedback pages links each student in review to their page."""
+    submissions("ana")
+    submissions("bo", "def predict(X):\n    return 1 - (X[:, 0] > 0).astype(int)\n")
+    db = tmp_path / "g.db"
+    assert main(["grade", "toy", str(submissions.folder), "--root", str(course), "--db", str(db)]) == 0
+    out = tmp_path / "fb"
+    assert main(["feedback", "toy", "-o", str(out), "--root", str(course), "--db", str(db)]) == 0
+    assert {p.name for p in out.iterdir()} >= {"index.html", "ana.html", "ana.md", "bo.html", "bo.md"}
+    assert main(["report", "toy", "-o", str(out / "report.html"), "--root", str(course), "--db", str(db)]) == 0
+    assert "data:image/png;base64," in (out / "report.html").read_text()
+    assert main(["report", "lab9", "--root", str(course), "--db", str(db)]) == 2

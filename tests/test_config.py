@@ -131,7 +131,8 @@ def test_cli_debug_shows_the_traceback(course):
 
 def test_schemas_are_written_and_describe_the_kinds(tmp_path):
     paths = write_schemas(tmp_path)
-    assert sorted(p.name for p in paths) == ["lab.schema.json", "result.schema.json", "rubric.schema.json"]
+    assert sorted(p.name for p in paths) == ["course.schema.json", "lab.schema.json", "result.schema.json",
+                                            "rubric.schema.json"]
     rubric_schema = json.loads((tmp_path / "rubric.schema.json").read_text())
     specs = rubric_schema["$defs"].values()
     kinds = {d["properties"]["kind"]["const"] for d in specs if "kind" in d.get("properties", {})}

@@ -1,0 +1,424 @@
+"""The cohort report: one HTML page that shows course staff how a lab went (`autograder report LAB`).
+
+Self-contained (CSS and PNG figures inline, no script, no network), so it opens offline, from a share
+or a mail attachment. It is for staff: it names students and quotes their messages, every one escaped.
+Of a criterion's details (the TA's evidence) it reads only named numeric keys, never dumps them.
+"""
+
+from __future__ import annotations
+
+import math
+import statistics
+from collections import Counter
+from dataclasses import dataclass
+from pathlib import Path
+from urllib.parse import quote
+
+import numpy as np
+
+from autograder import html
+from autograder.errors import UserError
+from autograder.feedback import file_stems
+from autograder.html import esc
+from autograder.lab import Lab
+from autograder.results import CriterionResult, SubmissionResult
+from autograder.store import Store
+
+VERDICTS = ("G", "U", "review", "error")
+STATUSES = ("pass", "fail", "review", "error", "skipped")
+COLOURS = {"pass": "#2e8b57", "fail": "#c0392b", "review": "#e0a000", "error": "#7f7f7f", "skipped": "#c8c8c8",
+           "G": "#2e8b57", "U": "#c0392b"}
+SLOWEST = 10
+MAX_LABELS = 20  # students named beside their point in a scatter; more would be unreadable
+EXTRA_STYLE = """<style>
+td.num, th.num { text-align: right; font-variant-numeric: tabular-nums; }
+.counts td { font-size: 1.2rem; }
+</style>"""
+
+
+def write_report(lab: Lab, store: Store, out: Path, feedback_dir: str | None = "feedback") -> Path:
+    """Write the cohort report of the lab's current results to `out` and return it.
+
+    `feedback_dir`: where `autograder feedback` wrote the students' pages, relative to `out`'s folder; the
+    review queue links each student to its page there (named by feedback.file_stems), or nowhere if None."""
+    results = store.latest(lab.name)
+    if not results:
+        known = ", ".join(store.labs()) or "none"
+        raise UserError(f"no results for lab {lab.name!r} in {store.path}",
+                        f"grade it first (autograder grade {lab.name} SUBMISSIONS); labs with results: {known}")
+    text = render(lab, results, feedback_dir)
+    out = Path(out)
+    out.parent.mkdir(parents=True, exist_ok=True)
+    tmp = out.with_name(f".{out.name}.tmp")  # a reader never sees half a page
+    tmp.write_text(text, encoding="utf-8")
+    tmp.replace(out)
+    return out
+
+
+def render(lab: Lab, results: list[SubmissionResult], feedback_dir: str | None = "feedback") -> str:
+    """The whole page for these results, judged against the lab's current rubric."""
+    sections = [
+        f"<h1>{esc(lab.name)}: cohort report</h1>",
+        _overview(lab, results),
+        _verdicts(results),
+        _hidden_metric(lab, results),
+        _generalization(lab, results),
+        _criteria(results),
+        _review_queue(lab.name, results, feedback_dir),
+        _resources(lab, results),
+    ]
+    return html.page(f"{lab.name}: cohort report", EXTRA_STYLE + "\n".join(sections))
+
+
+# -- sections ---------------------------------------------------------------------------------------------------
+
+
+def _overview(lab: Lab, results: list[SubmissionResult]) -> str:
+    first = min(r.graded_at for r in results)
+    last = max(r.graded_at for r in results)
+    lines = [f"{len(results)} students, graded {first:%Y-%m-%d %H:%M} to {last:%Y-%m-%d %H:%M} UTC; "
+             f"lab version {esc(lab.version)}."]
+    stale = [r for r in results if r.rubric_hash != lab.rubric_hash or r.lab_version != lab.version]
+    if stale:
+        were = "was" if len(stale) == 1 else "were"
+        lines.append(f"{len(stale)} of these results {were} graded with another lab version or rubric than the "
+                     f"current one; <code>autograder grade {esc(lab.name)} SUBMISSIONS</code> regrades them.")
+    return "<p class=\"muted\">" + " ".join(lines) + "</p>"
+
+
+def _verdicts(results: list[SubmissionResult]) -> str:
+    counts = Counter(r.verdict for r in results)
+    head = "".join(f'<th class="num {v}">{v}</th>' for v in VERDICTS)
+    cells = "".join(f'<td class="num {v}">{counts[v]}</td>' for v in VERDICTS)
+    shares = "".join(f'<td class="num muted">{_percent(counts[v], len(results))}</td>' for v in VERDICTS)
+    return (f"<h2>Verdicts</h2><table class=\"counts\" id=\"verdicts\"><tr>{head}<th class=\"num\">all</th></tr>"
+            f"<tr>{cells}<td class=\"num\">{len(results)}</td></tr><tr>{shares}<td></td></tr></table>")
+
+
+@dataclass
+class Bar:
+    """The rubric's bar on one metric: which criterion, its threshold, and which side passes."""
+
+    id: str
+    name: str  # the metric in words, e.g. "accuracy"
+    threshold: float
+    higher_is_better: bool
+    split: str
+
+    @property
+    def rule(self) -> str:
+        return (f"at least {self.threshold:g} passes (min; higher is better)" if self.higher_is_better
+                else f"at most {self.threshold:g} passes (max; lower is better)")
+
+
+def metric_bar(lab: Lab) -> Bar | None:
+    """The rubric's first accuracy or metric criterion measured on a hidden split."""
+    for spec in lab.rubric.criteria:
+        if spec.kind in ("accuracy", "metric") and lab.spec.splits.get(spec.split) == "hidden":
+            higher = spec.max is None
+            return Bar(spec.id, spec.describe(), float(spec.min if higher else spec.max), higher, spec.split)
+    return None
+
+
+def gap_bar(lab: Lab) -> Bar | None:
+    for spec in lab.rubric.criteria:
+        if spec.kind == "generalization-gap":
+            return Bar(spec.id, spec.describe(), float(spec.max), spec.measured().higher_is_better, spec.test)
+    return None
+
+
+def _hidden_metric(lab: Lab, results: list[SubmissionResult]) -> str:
+    head = "<h2>Hidden-set performance</h2>"
+    bar = metric_bar(lab)
+    if bar is None:
+        return head + "<p>The rubric has no accuracy or metric criterion on a hidden split.</p>"
+    values = [v for r in results if (v := _number(_criterion(r, bar.id), "value")) is not None]
+    missing = _missing(len(results) - len(values), "without a value (their run or probe failed)")
+    intro = (f"<p>{esc(bar.name.capitalize())} on the hidden {esc(bar.split)} set (criterion <code>{esc(bar.id)}"
+             f"</code>): {esc(bar.rule)}.{missing}</p>")
+    if not values:
+        return head + intro
+    passing = sum(v >= bar.threshold if bar.higher_is_better else v <= bar.threshold for v in values)
+    stats = (f"<p>{passing} of {len(values)} measured reach the bar; median {statistics.median(values):.3g}, "
+             f"range {min(values):.3g} to {max(values):.3g}.</p>")
+    return head + intro + html.img(_histogram(values, bar), f"Histogram of {bar.name} with the bar") + stats
+
+
+def _generalization(lab: Lab, results: list[SubmissionResult]) -> str:
+    head = "<h2>Training against hidden-set performance</h2>"
+    bar = gap_bar(lab)
+    if bar is None:
+        return head + "<p>The rubric has no generalization-gap criterion.</p>"
+    points = []
+    for r in results:
+        c = _criterion(r, bar.id)
+        train, test = _number(c, "train"), _number(c, "test")
+        if train is not None and test is not None:
+            points.append((r.student, train, test, c.status))
+    side = "below" if bar.higher_is_better else "above"
+    line = f"y = x {'-' if bar.higher_is_better else '+'} {bar.threshold:g}"
+    intro = (f"<p>{esc(bar.name.capitalize())} on the training data (x) against the hidden {esc(bar.split)} set (y) "
+             f"per student (criterion <code>{esc(bar.id)}</code>): a gap of at most {bar.threshold:g} passes. "
+             f"Points {side} the line {line} (shaded) overfit; colours are the criterion's status."
+             f"{_missing(len(results) - len(points), 'without values')}</p>")
+    if not points:
+        return head + intro
+    return head + intro + html.img(_scatter(points, bar), f"Scatter of training against hidden {bar.name}")
+
+
+def _criteria(results: list[SubmissionResult]) -> str:
+    ids: list[str] = []
+    kinds: dict[str, str] = {}
+    for r in results:
+        for c in r.criteria:
+            if c.id not in kinds:
+                ids.append(c.id)
+                kinds[c.id] = c.kind
+    counts = {i: Counter() for i in ids}
+    decided = Counter()
+    for r in results:
+        for c in r.criteria:
+            counts[c.id][c.status] += 1
+            decided[c.id] += c.override is not None
+    head = "".join(f'<th class="num {s}">{s}</th>' for s in STATUSES)
+    rows = []
+    for i in ids:
+        n = sum(counts[i].values())
+        cells = "".join(f'<td class="num">{counts[i][s] or ""}</td>' for s in STATUSES)
+        rows.append(f"<tr><td>{esc(i)}</td><td>{esc(kinds[i])}</td>{cells}<td class=\"num\">{decided[i] or ''}</td>"
+                    f"<td class=\"num\">{_percent(counts[i]['pass'], n)}</td></tr>")
+    table = (f"<table id=\"criteria\"><tr><th>Criterion</th><th>Kind</th>{head}<th class=\"num\">teacher decided</th>"
+             f"<th class=\"num\">pass rate</th></tr>{''.join(rows)}</table>")
+    chart = html.img(_status_bars(ids, counts), "Share of each status per criterion") if ids else ""
+    return "<h2>Criteria</h2>" + table + chart
+
+
+def review_queue(results: list[SubmissionResult]) -> list[tuple[SubmissionResult, list[CriterionResult]]]:
+    """Results a human must look at, each with the criteria that hold it: verdict review or error, or a
+    criterion under review (as `autograder review` lists them); review first, then error, then U."""
+    order = {"review": 0, "error": 1, "U": 2, "G": 3}
+    queue = []
+    for r in results:
+        held = [c for c in r.criteria if c.status == "review"]
+        if r.verdict == "error":
+            held += [c for c in r.criteria if c.status == "error"] or [c for c in r.criteria if c.status == "skipped"]
+        if r.verdict in ("review", "error") or held:
+            queue.append((r, held))
+    return sorted(queue, key=lambda item: (order[item[0].verdict], item[0].student))
+
+
+def _review_queue(lab: str, results: list[SubmissionResult], feedback_dir: str | None) -> str:
+    queue = review_queue(results)
+    stems = file_stems(r.student for r in results)  # as `autograder feedback` names the pages of this cohort
+    head = "<h2>Review queue</h2>"
+    if not queue:
+        return head + "<p>Nothing waits for a decision.</p>"
+    rows = []
+    for r, held in queue:
+        name = esc(r.student)
+        if feedback_dir is not None:
+            name = f'<a href="{esc(feedback_link(feedback_dir, stems[r.student]))}">{name}</a>'
+        items = "".join(f"<li><code>{esc(c.id)}</code> ({esc(c.status)}): {esc(c.message)}</li>" for c in held)
+        if r.execution is not None and r.execution.status != "ok":
+            items += f"<li class=\"muted\">run: {esc(r.execution.status)}: {esc(r.execution.message)}</li>"
+        items += "".join(f"<li class=\"muted\">note: {esc(note)}</li>" for note in r.notes)
+        rows.append(f"<tr><td>{name}</td><td class=\"{r.verdict}\">{esc(r.verdict)}</td><td><ul>{items}</ul></td></tr>")
+    return (head + f"<p>{len(queue)} submissions wait for a decision; decide with <code>autograder override {esc(lab)} "
+            "STUDENT CRITERION pass|fail --note TEXT</code>.</p><table id=\"review\"><tr><th>Student</th>"
+            "<th>Verdict</th><th>Waiting on</th></tr>" + "".join(rows) + "</table>")
+
+
+def feedback_link(feedback_dir: str, stem: str) -> str:
+    """Relative URL of the feedback page `stem`.html in `feedback_dir` (percent-encoded, so it stays one name)."""
+    folder = quote(feedback_dir.rstrip("/"), safe="/")
+    return f"{folder}/{quote(stem, safe='')}.html" if folder else f"{quote(stem, safe='')}.html"
+
+
+def _resources(lab: Lab, results: list[SubmissionResult]) -> str:
+    head = "<h2>Run time and memory</h2>"
+    runs = [r for r in results if r.execution is not None]
+    seconds = [r.execution.duration_s for r in runs if _finite(r.execution.duration_s)]
+    memory = [r.execution.peak_memory_mb for r in runs if _finite(r.execution.peak_memory_mb)]
+    if not seconds and not memory:
+        return head + "<p>No run time or memory was recorded.</p>"
+    limits = lab.spec.limits
+    budget = next((float(s.max_seconds) for s in lab.rubric.criteria if s.kind == "runtime" and s.cell is None), None)
+    parts = [head, f"<p>Limits: {limits.timeout:g} s per run, {int(limits.memory) / 1024**2:g} MiB of memory"
+             + (f"; the rubric allows {budget:g} s" if budget is not None else "") + "."
+             + _missing(len(results) - len(runs), "without a recorded run") + "</p>"]
+    if seconds:
+        parts.append(f"<p>Run time: median {statistics.median(seconds):.1f} s, longest {max(seconds):.1f} s.</p>")
+    if memory:
+        parts.append(f"<p>Peak memory: median {statistics.median(memory):.0f} MiB, most {max(memory):.0f} MiB.</p>")
+    seconds_bar = ("the rubric's bar", budget) if budget is not None else ("the run's limit", float(limits.timeout))
+    memory_bar = ("the memory limit", int(limits.memory) / 1024**2)
+    parts.append(html.img(_resource_histograms(seconds, memory, seconds_bar, memory_bar),
+                          "Histograms of run time and peak memory"))
+    slowest = sorted(runs, key=lambda r: r.execution.duration_s, reverse=True)[:SLOWEST]
+    rows = "".join(
+        f"<tr><td>{esc(r.student)}</td><td>{esc(r.execution.status)}</td>"
+        f"<td class=\"num\">{r.execution.duration_s:.1f}</td><td class=\"num\">{_cell(r.execution.peak_memory_mb)}</td>"
+        f"<td class=\"{r.verdict}\">{esc(r.verdict)}</td></tr>"
+        for r in slowest
+    )
+    parts.append(f"<h3>Slowest submissions</h3><table id=\"slowest\"><tr><th>Student</th><th>Run</th>"
+                 f"<th class=\"num\">seconds</th><th class=\"num\">peak MiB</th><th>Verdict</th></tr>{rows}</table>")
+    return "".join(parts)
+
+
+# -- figures ----------------------------------------------------------------------------------------------------
+
+
+def _figure(width: float = 7, height: float = 3.6):
+    from matplotlib.figure import Figure  # a bare Figure: no pyplot state, no GUI backend
+
+    return Figure(figsize=(width, height))
+
+
+def _histogram(values: list[float], bar: Bar) -> str:
+    fig = _figure()
+    ax = fig.subplots()
+    low, high, log = _axis(values + [bar.threshold], not bar.higher_is_better)
+    bins = _bins(low, high, bar.threshold, log, int(min(30, max(8, math.sqrt(len(values)) * 2))))
+    low, high = bins[0], bins[-1]
+    ax.hist(values, bins=bins, color="#4a74a8", edgecolor="white")
+    ax.axvline(bar.threshold, color=COLOURS["fail"], linewidth=2)
+    if bar.higher_is_better:
+        ax.axvspan(low, bar.threshold, color=COLOURS["fail"], alpha=0.08)
+    else:
+        ax.axvspan(bar.threshold, high, color=COLOURS["fail"], alpha=0.08)
+    if log:
+        ax.set_xscale("log")
+    ax.set_xlim(low, high)
+    ax.set_title(f"the bar: {bar.rule}", fontsize=9)
+    ax.set_xlabel(f"{bar.name} on the hidden {bar.split} set" + (" (log scale)" if log else ""))
+    ax.set_ylabel("students")
+    ax.yaxis.get_major_locator().set_params(integer=True)
+    return html.figure_data_uri(fig)
+
+
+def _scatter(points: list[tuple[str, float, float, str]], bar: Bar) -> str:
+    fig = _figure(6.5, 5.5)
+    ax = fig.subplots()
+    low, high, log = _axis([p[1] for p in points] + [p[2] for p in points], not bar.higher_is_better)
+    xs = np.geomspace(low, high, 200) if log else np.linspace(low, high, 2)
+    shift = -bar.threshold if bar.higher_is_better else bar.threshold
+    ax.plot(xs, xs, color="#999", linestyle=":", linewidth=1, label="no gap (y = x)")
+    ax.plot(xs, xs + shift, color=COLOURS["fail"], linewidth=1.5,
+            label=f"largest gap that passes ({bar.threshold:g})")
+    if bar.higher_is_better:
+        ax.fill_between(xs, low, xs + shift, color=COLOURS["fail"], alpha=0.1, label="overfitting")
+    else:
+        ax.fill_between(xs, xs + shift, high, color=COLOURS["fail"], alpha=0.1, label="overfitting")
+    for status in STATUSES:
+        mine = [p for p in points if p[3] == status]
+        if mine:
+            ax.scatter([p[1] for p in mine], [p[2] for p in mine], color=COLOURS[status], edgecolor="black",
+                       linewidth=0.4, s=36, zorder=3, label=status)
+    for student, x, y, _ in [p for p in points if p[3] != "pass"][:MAX_LABELS]:
+        ax.annotate(_plain(student), (x, y), xytext=(4, 3), textcoords="offset points", fontsize=7,
+                    parse_math=False)
+    if log:
+        ax.set_xscale("log")
+        ax.set_yscale("log")
+    ax.set_xlim(low, high)
+    ax.set_ylim(low, high)
+    ax.set_aspect("equal")
+    scale = " (log scale)" if log else ""
+    ax.set_xlabel(f"{bar.name} on the training data{scale}")
+    ax.set_ylabel(f"{bar.name} on the hidden {bar.split} set{scale}")
+    ax.legend(loc="best", fontsize=8)
+    return html.figure_data_uri(fig)
+
+
+def _status_bars(ids: list[str], counts: dict[str, Counter]) -> str:
+    fig = _figure(7, 0.45 * len(ids) + 1.2)
+    ax = fig.subplots()
+    left = np.zeros(len(ids))
+    totals = np.array([max(1, sum(counts[i].values())) for i in ids], dtype=float)
+    for status in STATUSES:
+        share = np.array([counts[i][status] for i in ids]) / totals
+        if share.any():
+            ax.barh(range(len(ids)), share, left=left, color=COLOURS[status], label=status)
+            left += share
+    ax.set_yticks(range(len(ids)), [_plain(i) for i in ids], fontsize=8, parse_math=False)
+    ax.invert_yaxis()
+    ax.set_xlim(0, 1)
+    ax.set_xlabel("share of students")
+    ax.legend(loc="lower center", bbox_to_anchor=(0.5, 1.0), ncol=len(STATUSES), fontsize=8, frameon=False)
+    return html.figure_data_uri(fig)
+
+
+def _resource_histograms(seconds: list[float], memory: list[float], seconds_bar: tuple[str, float],
+                         memory_bar: tuple[str, float]) -> str:
+    fig = _figure(9, 3.2)
+    for ax, values, (name, bar), label in zip(fig.subplots(1, 2), (seconds, memory), (seconds_bar, memory_bar),
+                                              ("run time (s)", "peak memory (MiB)"), strict=True):
+        if values:
+            # From 0 to past the limit, so the distance to it shows.
+            ax.hist(values, bins=np.linspace(0, max(max(values), bar) * 1.04, 31), color="#4a74a8", edgecolor="white")
+            ax.axvline(bar, color=COLOURS["fail"], linewidth=1.5, label=f"{name}: {bar:g}")
+            ax.legend(fontsize=8)
+            ax.yaxis.get_major_locator().set_params(integer=True)
+        else:
+            ax.text(0.5, 0.5, "not recorded", ha="center", va="center", transform=ax.transAxes)
+        ax.set_xlabel(label)
+        ax.set_ylabel("students")
+    return html.figure_data_uri(fig)
+
+
+# -- helpers ----------------------------------------------------------------------------------------------------
+
+
+def _criterion(result: SubmissionResult, criterion: str) -> CriterionResult | None:
+    return next((c for c in result.criteria if c.id == criterion), None)
+
+
+def _number(c: CriterionResult | None, key: str) -> float | None:
+    """A finite number from a criterion: its value, or one named key of its details (never the rest)."""
+    if c is None:
+        return None
+    v = c.value if key == "value" else c.details.get(key)
+    return float(v) if _finite(v) else None
+
+
+def _finite(v: object) -> bool:
+    return isinstance(v, (int, float)) and not isinstance(v, bool) and math.isfinite(v)
+
+
+def _axis(values: list[float], errors: bool) -> tuple[float, float, bool]:
+    """Axis limits around the values with a margin (never empty), and whether to use a log scale: for errors
+    (lower is better, unbounded) that span a decade, as one student's error 15 times the others' would
+    squash them into a corner."""
+    low, high = min(values), max(values)
+    if errors and low > 0 and high / low > 10:
+        return low / 1.3, high * 1.3, True
+    pad = (high - low) * 0.06 or max(abs(high) * 0.05, 1e-3)
+    return low - pad, high + pad, False
+
+
+def _bins(low: float, high: float, edge: float, log: bool, n: int) -> np.ndarray:
+    """About n bin edges over [low, high], one of them on `edge` (the bar), so no bin holds both sides."""
+    if log:
+        return np.exp(_bins(math.log(low), math.log(high), math.log(edge), False, n))
+    step = (high - low) / n
+    return edge + step * np.arange(math.floor((low - edge) / step), math.ceil((high - edge) / step) + 1)
+
+
+def _plain(text: str, width: int = 24) -> str:
+    """Untrusted text for a figure: no control characters, short."""
+    text = html.strip_ansi(text).replace("\n", " ")
+    return text if len(text) <= width else text[: width - 1] + "…"
+
+
+def _percent(n: int, total: int) -> str:
+    return f"{100 * n / total:.0f}%" if total else "-"
+
+
+def _cell(v: float | None) -> str:
+    return f"{v:.0f}" if _finite(v) else "-"
+
+
+def _missing(n: int, what: str) -> str:
+    """' 2 students without a value.': who a figure leaves out, and why."""
+    return f" {n} {'student' if n == 1 else 'students'} {what}." if n else ""

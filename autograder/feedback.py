@@ -1,0 +1,531 @@
+"""Feedback a student reads: one page per student (HTML, and Markdown for an LMS comment) and an index.
+
+Built from the recorded result and what its stages left on disk, so it can be written again at any
+time without re-running anything. Only what the student may see goes in: messages written for them,
+public tests, and figures of public data. The hidden splits, a hidden test's name or message and
+a criterion's `details` (the TA's evidence) never do. Everything a submission produced is untrusted:
+escaped for HTML, escaped or fenced for Markdown, stripped of terminal control sequences in both.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import io
+import re
+import zipfile
+from collections.abc import Iterable
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+
+from autograder.errors import UserError
+from autograder.html import esc, figure_data_uri, img, matplotlib_backend, page, strip_ansi
+from autograder.lab import Lab
+from autograder.metrics import METRICS, predicted_labels
+from autograder.notebooks import load_notebook
+from autograder.report import measured, reasons
+from autograder.results import CriterionResult, SubmissionResult
+from autograder.spec import human_size
+from autograder.store import Store
+from autograder.workspace import read_capped
+
+VERDICT_MEANING = {
+    "G": "Passed: every required criterion is met.",
+    "U": "Not passed yet: fix the criteria marked \u201cnot met\u201d below and hand in again.",
+    "review": "A teacher will look at the criteria marked \u201cteacher decides\u201d and decide; "
+              "you need not do anything now.",
+    "error": "The grader could not finish grading this submission. This is not your fault: "
+             "the course staff will look into it.",
+}
+STATUS_WORDS = {"pass": "met", "fail": "not met", "review": "teacher decides", "error": "not graded (our fault)",
+                "skipped": "not checked"}
+
+HISTORY_PROBE = "history"
+CONFUSION_SPLIT = "val"  # the public split the confusion matrix is drawn on; never a hidden one
+TRACEBACK_CHARS = 4000  # of the failing cell's traceback, head and tail kept
+ERROR_CHARS = 1000  # of its one-line error
+MAX_POINTS = 5000  # per curve drawn; longer histories are thinned evenly
+MAX_NPZ_BYTES = 64 * 1024**2  # uncompressed, per file read: probe outputs pass through student code
+MAX_CLASSES = 30  # a larger confusion matrix is not read by anyone
+MAX_PANELS = 6
+
+
+# --- what a page shows, gathered from the result and its artifacts -------------------------------------------
+
+
+@dataclass
+class Failure:
+    """Where the notebook stopped: the harness's own account, and the traceback the kernel printed."""
+
+    status: str
+    message: str
+    cell: int | None
+    error: str = ""  # "ValueError: ..." from the executed notebook
+    traceback: str = ""  # ANSI stripped, capped
+
+
+@dataclass
+class Confusion:
+    """Counts of true class (rows) against predicted class (columns) on a public split; predictions
+    outside the lab's classes go to a last `other` column when there are any."""
+
+    split: str
+    counts: np.ndarray
+    other: bool
+
+    @property
+    def accuracy(self) -> float:
+        n = len(self.counts)
+        return float(np.trace(self.counts[:, :n]) / max(1, self.counts.sum()))
+
+
+@dataclass
+class Feedback:
+    lab: Lab
+    result: SubmissionResult
+    history: dict[str, np.ndarray] = field(default_factory=dict)
+    confusion: Confusion | None = None
+    failure: Failure | None = None
+
+    @property
+    def titles(self) -> dict[str, str]:
+        return {c.id: c.title for c in self.lab.rubric.criteria if c.title}
+
+
+def gather(lab: Lab, store: Store, result: SubmissionResult) -> Feedback:
+    """Everything one student's page shows; missing artifacts leave their part empty, never fail."""
+    folders = store.artifacts(result)
+    probe = folders.get("probe")
+    return Feedback(lab=lab, result=result,
+                    history=read_history(probe) if probe is not None else {},
+                    confusion=confusion(lab, result, probe) if probe is not None else None,
+                    failure=failure(result, folders.get("execute")))
+
+
+def _npz(path: Path, keys: Iterable[str] | None = None) -> dict[str, np.ndarray]:
+    """Plain arrays of a probe output (all, or the named keys), with a cap on what they unpack to."""
+    data = read_capped(path, MAX_NPZ_BYTES)
+    if data is None:
+        return {}
+    try:
+        with np.load(io.BytesIO(data), allow_pickle=False) as f:
+            wanted = [k for k in (f.files if keys is None else keys) if k in f.files]
+            if sum(f.zip.getinfo(f"{k}.npy").file_size for k in wanted) > MAX_NPZ_BYTES:
+                return {}
+            return {k: f[k] for k in wanted}
+    except (OSError, ValueError, KeyError, EOFError, zipfile.BadZipFile):
+        return {}
+
+
+def read_history(probe_folder: Path) -> dict[str, np.ndarray]:
+    """name -> per-epoch values (float, non-finite as NaN) of every 1-D numeric array the history probe saved."""
+    curves = {}
+    for name, values in _npz(probe_folder / "outputs" / f"{HISTORY_PROBE}.npz").items():
+        if values.ndim == 1 and values.dtype.kind in "biuf" and len(values):
+            v = values.astype(np.float64)
+            v[~np.isfinite(v)] = np.nan
+            curves[name] = v
+    return curves
+
+
+def confusion_criterion(lab: Lab):
+    """The rubric's first criterion that measures classes against labels, when the lab has a public `val`
+    split to show it on; None when the lab allows no confusion matrix."""
+    if lab.spec.splits.get(CONFUSION_SPLIT) != "public":
+        return None
+    for c in lab.rubric.criteria:
+        if c.kind == "accuracy":
+            return c
+        if c.kind == "metric" and c.target == "labels" and METRICS[c.metric].compares == "classes":
+            return c
+    return None
+
+
+def confusion(lab: Lab, result: SubmissionResult, probe_folder: Path) -> Confusion | None:
+    """The confusion matrix on the public validation split from the probe's scores; None when the lab
+    allows none or the outputs cannot be read as one row of scores or one label per input."""
+    criterion = confusion_criterion(lab)
+    if criterion is None:
+        return None
+    scores = _npz(probe_folder / "outputs" / f"{criterion.probe}.npz", [CONFUSION_SPLIT]).get(CONFUSION_SPLIT)
+    if scores is None:
+        return None
+    labels = np.asarray(lab.split(CONFUSION_SPLIT)[1])
+    if (labels.ndim != 1 or labels.dtype.kind not in "biu" or not len(labels) or labels.min() < 0
+            or scores.ndim not in (1, 2) or len(scores) != len(labels) or scores.dtype.kind not in "biuf"):
+        return None
+    values = scores.astype(np.float64)
+    if not np.all(np.isfinite(values)) or (values.ndim == 1 and not np.all(values == np.round(values))):
+        return None
+    n = int(labels.max()) + 1
+    if n > MAX_CLASSES:
+        return None
+    guesses = predicted_labels(values).astype(np.int64)
+    outside = (guesses < 0) | (guesses >= n)
+    counts = np.zeros((n, n + 1), dtype=np.int64)
+    np.add.at(counts, (labels.astype(np.int64), np.where(outside, n, guesses)), 1)
+    other = bool(outside.any())
+    return Confusion(CONFUSION_SPLIT, counts if other else counts[:, :n], other)
+
+
+def failure(result: SubmissionResult, execute_folder: Path | None) -> Failure | None:
+    """Where the run stopped, with the first error the executed notebook holds; None when it ran through."""
+    run = result.execution
+    if run is None or run.status == "ok":
+        return None
+    found = Failure(status=run.status, message=run.message, cell=run.cell)
+    nb = load_notebook(execute_folder / "executed.ipynb") if execute_folder is not None else None
+    for cell in nb.cells if nb is not None else []:
+        outputs = cell.get("outputs")
+        error = next((o for o in outputs if isinstance(o, dict) and o.get("output_type") == "error"), None) \
+            if isinstance(outputs, list) else None
+        if error is not None:  # the notebook file passed through student code: any field may be odd
+            found.error = _capped(strip_ansi(f"{error.get('ename', '')}: {error.get('evalue', '')}"), ERROR_CHARS)
+            lines = error.get("traceback")
+            lines = [lines] if isinstance(lines, str) else lines if isinstance(lines, list) else []
+            found.traceback = _capped(strip_ansi("\n".join(str(line) for line in lines)))
+            break
+    return found
+
+
+def _capped(text: str, limit: int = TRACEBACK_CHARS) -> str:
+    """The start (the student's own cell) and the end (where it failed) of a long traceback."""
+    if len(text) <= limit:
+        return text
+    head, tail = limit // 3, limit - limit // 3
+    return f"{text[:head]}\n... ({len(text) - limit:,} characters left out) ...\n{text[-tail:]}"
+
+
+# --- small formatting shared by both renderings -------------------------------------------------------------
+
+
+def _overridden(c: CriterionResult) -> str:
+    o = c.override
+    was = f" (the grader said {STATUS_WORDS.get(o.was, o.was)})" if o.was else ""
+    return f"Decided by a teacher: {STATUS_WORDS[o.status]}{was}, by {o.by} on {o.at:%Y-%m-%d %H:%M} UTC: {o.note}"
+
+
+def _resources(fb: Feedback) -> list[tuple[str, str]]:
+    run, limits = fb.result.execution, fb.lab.spec.limits
+    if run is None:
+        return []
+    rows = [("Run time", f"{run.duration_s:.1f} s (limit {limits.timeout:g} s)"),
+            ("Peak memory", (f"{run.peak_memory_mb:.0f} MB" if run.peak_memory_mb is not None else "not measured")
+             + f" (limit {human_size(int(limits.memory))})"),
+            ("Device", run.device)]
+    if run.peak_gpu_memory_mb is not None:
+        rows.append(("Peak GPU memory", f"{run.peak_gpu_memory_mb:.0f} MB"))
+    return rows
+
+
+def _curve_summary(name: str, v: np.ndarray) -> str:
+    finite = v[np.isfinite(v)]
+    if not len(finite):
+        return f"{name}: {len(v)} epochs, no finite values"
+    return (f"{name}: {len(v)} epoch{'s' if len(v) != 1 else ''}, from {v[0]:.4g} to {v[-1]:.4g} "
+            f"(lowest {finite.min():.4g}, highest {finite.max():.4g})")
+
+
+def _panel(name: str) -> str:
+    """train_accuracy and val_accuracy share the `accuracy` panel."""
+    return re.sub(r"^(train|training|val|valid|validation|test)_", "", name) or name
+
+
+def curves_figure(history: dict[str, np.ndarray]) -> str:
+    """The training curves as an inline PNG: one panel per measure, every series against its epoch."""
+    matplotlib_backend()
+    from matplotlib.figure import Figure
+
+    panels: dict[str, list[str]] = {}
+    for name in history:
+        panels.setdefault(_panel(name), []).append(name)
+    shown = list(panels)[:MAX_PANELS]
+    fig = Figure(figsize=(min(15.0, 5.0 * len(shown)), 3.4))
+    for ax, panel in zip(fig.subplots(1, len(shown), squeeze=False)[0], shown):
+        for name in panels[panel]:
+            v = history[name]
+            step = -(-len(v) // MAX_POINTS)
+            ax.plot(np.arange(1, len(v) + 1)[::step], v[::step], marker="o" if len(v) <= 30 else None, markersize=3,
+                    label=_plain(name))
+        ax.set_title(_plain(panel))
+        ax.set_xlabel("epoch")
+        ax.grid(alpha=0.3)
+        ax.legend()
+    return figure_data_uri(fig)
+
+
+def _plain(label: str) -> str:
+    """A label matplotlib draws as written (no mathtext, not hidden from the legend)."""
+    return strip_ansi(label).replace("$", r"\$").lstrip("_") or "?"
+
+
+# --- HTML ---------------------------------------------------------------------------------------------------
+
+
+def to_html(fb: Feedback) -> str:
+    r = fb.result
+    title = fb.lab.spec.title or fb.lab.name
+    parts = [
+        f"<h1>{esc(title)}</h1>",
+        f"<p class=\"muted\">Feedback for <strong>{esc(r.student)}</strong>; graded {r.graded_at:%Y-%m-%d %H:%M} "
+        f"UTC, lab version {esc(r.lab_version)}, submission {esc(r.submission_hash[:12])}.</p>",
+        f"<p class=\"verdict {esc(r.verdict)}\">Verdict: {esc(r.verdict)}</p>",
+        f"<p>{esc(VERDICT_MEANING[r.verdict])}</p>",
+        "<h2>Criteria</h2>",
+        _criteria_html(fb),
+        *_tests_html(r),
+        "<h2>Training curves</h2>",
+        _curves_html(fb.history),
+        *_confusion_html(fb.confusion),
+        *_failure_html(fb.failure),
+        *_resources_html(fb),
+        *_notes_html(r),
+    ]
+    return page(f"{fb.lab.name}: {r.student}", "\n".join(parts))
+
+
+def _criteria_html(fb: Feedback) -> str:
+    titles = fb.titles
+    rows = ["<table><tr><th>Criterion</th><th>Status</th><th>Measured</th><th>What we found</th>"
+            "<th>What to do</th></tr>"]
+    for c in fb.result.criteria:
+        name = f"<strong>{esc(c.id)}</strong>" + (f"<br><span class=\"muted\">{esc(titles[c.id])}</span>"
+                                                  if c.id in titles else "")
+        if not c.required:
+            name += "<br><span class=\"muted\">(optional)</span>"
+        found = esc(c.message)
+        if c.close:
+            found += "<br><em>Close to the bar: grading on hidden data may decide the other way; aim for a margin.</em>"
+        if c.estimate:
+            found += f"<br><span class=\"muted\">Estimate: {esc(c.estimate)}.</span>"
+        if c.override is not None:
+            found += f"<br><strong>{esc(_overridden(c))}</strong>"
+        rows.append(f"<tr><td>{name}</td><td class=\"{esc(c.status)}\">{esc(STATUS_WORDS[c.status])}</td>"
+                    f"<td>{esc(measured(c))}</td><td>{found}</td><td>{esc(c.advice)}</td></tr>")
+    rows.append("</table>")
+    return "\n".join(rows)
+
+
+def _tests_html(r: SubmissionResult) -> list[str]:
+    """Public tests by name; hidden ones only counted."""
+    if not r.tests:
+        return []
+    shown = [t for t in r.tests if t.public]
+    hidden = [t for t in r.tests if not t.public]
+    out = ["<h2>Tests</h2>"]
+    if shown:
+        out.append("<table><tr><th>Test</th><th>Outcome</th><th>Message</th></tr>")
+        out += [f"<tr><td>{esc(t.name)}</td><td class=\"{'pass' if t.outcome == 'passed' else 'fail'}\">"
+                f"{esc(t.outcome)}</td><td>{esc(t.message)}</td></tr>" for t in shown]
+        out.append("</table>")
+    if hidden:
+        out.append(f"<p>{esc(_hidden_count(hidden))}</p>")
+    return out
+
+
+def _hidden_count(hidden) -> str:
+    passed = sum(t.outcome == "passed" for t in hidden)
+    return (f"{len(hidden)} hidden test{'s' if len(hidden) != 1 else ''}: {passed} passed. Hidden tests are not "
+            "named here; the criteria above say what failed.")
+
+
+def _curves_html(history: dict[str, np.ndarray]) -> str:
+    if not history:
+        return "<p class=\"muted\">Not available: the grader has no training history from this submission.</p>"
+    summary = "; ".join(_curve_summary(n, v) for n, v in history.items())
+    try:
+        figure = img(curves_figure(history), "Training curves. " + summary)
+    except Exception as exc:  # a figure is a convenience: its failure must not cost the student the page
+        figure = f"<p class=\"muted\">The curves could not be drawn ({esc(type(exc).__name__)}).</p>"
+    items = "".join(f"<li>{esc(_curve_summary(n, v))}</li>" for n, v in history.items())
+    return f"{figure}\n<ul>{items}</ul>"
+
+
+def _confusion_html(cm: Confusion | None) -> list[str]:
+    if cm is None:
+        return []
+    n = len(cm.counts)
+    head = "".join(f"<th>{j}</th>" for j in range(n)) + ("<th>other</th>" if cm.other else "")
+    rows = [f"<tr><th>{i}</th>" + "".join(f"<td>{int(x)}</td>" for x in cm.counts[i]) + "</tr>" for i in range(n)]
+    return [f"<h2>Confusion matrix on the {esc(cm.split)} set</h2>",
+            f"<p>Rows: the true class; columns: the class your model predicted. Accuracy {cm.accuracy:.3f} on "
+            f"the {esc(cm.split)} set (public data: the graded test set is not shown).</p>",
+            f"<table><tr><th>true \\ predicted</th>{head}</tr>{''.join(rows)}</table>"]
+
+
+def _failure_html(f: Failure | None) -> list[str]:
+    if f is None:
+        return []
+    where = f"Cell {f.cell}" if f.cell is not None else "The run"
+    out = ["<h2>Where the notebook stopped</h2>", f"<p><strong>{esc(where)}</strong> ({esc(f.status)}): "
+           f"{esc(f.message)}</p>"]
+    if f.error and f.error not in strip_ansi(f.message):
+        out.append(f"<p>Error: <code>{esc(f.error)}</code></p>")
+    if f.traceback:
+        out.append(f"<pre>{esc(f.traceback)}</pre>")
+    return out
+
+
+def _resources_html(fb: Feedback) -> list[str]:
+    rows = _resources(fb)
+    if not rows:
+        return []
+    body = "".join(f"<tr><th>{esc(k)}</th><td>{esc(v)}</td></tr>" for k, v in rows)
+    return ["<h2>Time and memory</h2>", f"<table>{body}</table>"]
+
+
+def _notes_html(r: SubmissionResult) -> list[str]:
+    if not r.notes:
+        return []
+    return ["<h2>Notes</h2>", "<ul>" + "".join(f"<li>{esc(n)}</li>" for n in r.notes) + "</ul>"]
+
+
+# --- Markdown -----------------------------------------------------------------------------------------------
+
+# Characters Markdown would act on inside a line of text; < > & become entities instead.
+_MD_ACTIVE = re.compile(r"([\\`*_\[\]|~#])")
+
+
+def md_text(text: object) -> str:
+    """Untrusted text as one line of Markdown text: no markup, no raw HTML, no line structure."""
+    one = " ".join(strip_ansi(str(text)).split())
+    one = one.replace("&", "&amp;").replace("<", "&lt;").replace(">", "&gt;")
+    return _MD_ACTIVE.sub(r"\\\1", one)
+
+
+def md_code(text: str) -> str:
+    """Untrusted text as a fenced code block: the fence is longer than any backtick run inside, so
+    nothing in the text can close it."""
+    body = strip_ansi(text)
+    longest = max((len(run) for run in re.findall(r"`+", body)), default=0)
+    fence = "`" * max(3, longest + 1)
+    return f"{fence}text\n{body}\n{fence}"
+
+
+def to_markdown(fb: Feedback) -> str:
+    r = fb.result
+    titles = fb.titles
+    lines = [f"# {md_text(fb.lab.spec.title or fb.lab.name)}", "",
+             f"Feedback for **{md_text(r.student)}**; graded {r.graded_at:%Y-%m-%d %H:%M} UTC, lab version "
+             f"{md_text(r.lab_version)}, submission {md_text(r.submission_hash[:12])}.", "",
+             f"**Verdict: {md_text(r.verdict)}**. {md_text(VERDICT_MEANING[r.verdict])}", "", "## Criteria", ""]
+    for c in r.criteria:
+        head = f"- **{md_text(c.id)}**" + (f" ({md_text(titles[c.id])})" if c.id in titles else "")
+        lines.append(f"{head}: {md_text(STATUS_WORDS[c.status])}" + ("" if c.required else " (optional)"))
+        if c.value is not None:
+            lines.append(f"  - Measured: {md_text(measured(c))}")
+        lines.append(f"  - {md_text(c.message)}")
+        if c.close:
+            lines.append("  - Close to the bar: grading on hidden data may decide the other way; aim for a margin.")
+        if c.estimate:
+            lines.append(f"  - Estimate: {md_text(c.estimate)}.")
+        if c.advice:
+            lines.append(f"  - What to do: {md_text(c.advice)}")
+        if c.override is not None:
+            lines.append(f"  - {md_text(_overridden(c))}")
+    if r.tests:
+        lines += ["", "## Tests", ""]
+        lines += [f"- {md_text(t.name)}: {md_text(t.outcome)}" + (f". {md_text(t.message)}" if t.message else "")
+                  for t in r.tests if t.public]
+        hidden = [t for t in r.tests if not t.public]
+        if hidden:
+            lines.append(f"- {md_text(_hidden_count(hidden))}")
+    lines += ["", "## Training curves", ""]
+    if fb.history:
+        lines += [f"- {md_text(_curve_summary(n, v))}" for n, v in fb.history.items()]
+        lines.append("- The figure is in the HTML version of this feedback.")
+    else:
+        lines.append("Not available: the grader has no training history from this submission.")
+    if fb.confusion is not None:
+        cm = fb.confusion
+        n = len(cm.counts)
+        cols = [str(j) for j in range(n)] + (["other"] if cm.other else [])
+        lines += ["", f"## Confusion matrix on the {md_text(cm.split)} set", "",
+                  f"Rows: the true class; columns: the class your model predicted. Accuracy {cm.accuracy:.3f} on "
+                  f"the {md_text(cm.split)} set (public data: the graded test set is not shown).", "",
+                  "| true \\\\ predicted | " + " | ".join(cols) + " |", "|---" * (len(cols) + 1) + "|"]
+        lines += [f"| {i} | " + " | ".join(str(int(x)) for x in cm.counts[i]) + " |" for i in range(n)]
+    if fb.failure is not None:
+        f = fb.failure
+        where = f"Cell {f.cell}" if f.cell is not None else "The run"
+        lines += ["", "## Where the notebook stopped", "", f"**{where}** ({md_text(f.status)}): {md_text(f.message)}"]
+        if f.error and f.error not in strip_ansi(f.message):
+            lines += ["", f"Error: {md_text(f.error)}"]
+        if f.traceback:
+            lines += ["", md_code(f.traceback)]
+    if fb.result.execution is not None:
+        lines += ["", "## Time and memory", ""] + [f"- {md_text(k)}: {md_text(v)}" for k, v in _resources(fb)]
+    if r.notes:
+        lines += ["", "## Notes", ""] + [f"- {md_text(n)}" for n in r.notes]
+    return "\n".join(lines) + "\n"
+
+
+# --- the index and the files --------------------------------------------------------------------------------
+
+
+def index_html(lab: Lab, results: list[SubmissionResult], files: dict[str, str]) -> str:
+    """The TA's list of pages: student, verdict, the criteria not met."""
+    counts = {v: sum(r.verdict == v for r in results) for v in VERDICT_MEANING}
+    summary = ", ".join(f"{v}: {n}" for v, n in counts.items() if n)
+    rows = ["<table><tr><th>Student</th><th>Verdict</th><th>Not met</th></tr>"]
+    for r in results:
+        failed = ", ".join(reasons(r)) or "-"
+        rows.append(f"<tr><td><a href=\"{esc(files[r.student])}.html\">{esc(r.student)}</a></td>"
+                    f"<td class=\"{esc(r.verdict)}\">{esc(r.verdict)}</td><td>{esc(failed)}</td></tr>")
+    rows.append("</table>")
+    body = (f"<h1>{esc(lab.spec.title or lab.name)}: feedback</h1>\n"
+            f"<p>{len(results)} students; {esc(summary)}.</p>\n" + "\n".join(rows))
+    return page(f"{lab.name}: feedback", body)
+
+
+_UNSAFE = re.compile(r"[^A-Za-z0-9_.-]")
+
+
+def file_stems(students: Iterable[str]) -> dict[str, str]:
+    """student -> a file name stem that is safe on every file system and distinct even where case is not
+    (a student id can hold any character a file name can); `index` is kept for the index page."""
+    stems: dict[str, str] = {}
+    taken = {"index"}
+    for student in students:
+        stem = _UNSAFE.sub("_", student).lstrip(".")[:80] or "student"
+        if stem != student or stem.lower() in taken:
+            stem = f"{stem}-{hashlib.sha256(student.encode()).hexdigest()[:8]}"
+        taken.add(stem.lower())
+        stems[student] = stem
+    return stems
+
+
+def write_feedback(lab: Lab, store: Store, out_dir: Path, students: Iterable[str] | None = None) -> list[Path]:
+    """Write <student>.html and <student>.md for each student's current result (all, or those named),
+    and index.html listing them; returns the files written."""
+    results = store.latest(lab.name)
+    if not results:
+        known = ", ".join(store.labs()) or "none"
+        raise UserError(f"no results for lab {lab.name!r} in {store.path}", f"labs with results: {known}")
+    if students is not None:
+        wanted = list(dict.fromkeys(students))
+        by_student = {r.student: r for r in results}
+        missing = [s for s in wanted if s not in by_student]
+        if missing:
+            raise UserError(f"no result for {', '.join(map(repr, missing))} in lab {lab.name!r}",
+                            f"students with results: {', '.join(r.student for r in results[:20])}")
+        results = [by_student[s] for s in wanted]
+    out_dir = Path(out_dir)
+    try:
+        out_dir.mkdir(parents=True, exist_ok=True)
+    except OSError as exc:
+        raise UserError(f"{out_dir}: cannot create the feedback folder: {exc}", "pass -o with a writable folder"
+                        ) from exc
+    stems = file_stems(r.student for r in results)
+    written = []
+    for r in results:
+        fb = gather(lab, store, r)
+        for suffix, text in ((".html", to_html(fb)), (".md", to_markdown(fb))):
+            path = out_dir / f"{stems[r.student]}{suffix}"
+            path.write_text(text, encoding="utf-8")
+            written.append(path)
+    index = out_dir / "index.html"
+    index.write_text(index_html(lab, results, stems), encoding="utf-8")
+    written.append(index)
+    return written
