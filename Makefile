@@ -27,7 +27,10 @@ demo: install
 	then $(BIN)/autograder sandbox build --if-stale; fi
 	@for lab in $(LABS); do \
 		$(BIN)/autograder grade $$lab examples/submissions/$$lab --jobs $(JOBS) --db $(DB) || exit $$?; \
+		$(BIN)/autograder feedback $$lab --db $(DB) -o feedback/$$lab || exit $$?; \
+		$(BIN)/autograder report $$lab --db $(DB) -o feedback/$$lab/report.html || exit $$?; \
 	done
+	$(BIN)/autograder course results --db $(DB)
 
 test: install
 	$(BIN)/python -m pytest
@@ -50,4 +53,4 @@ schema: install
 	$(BIN)/autograder schema -o schemas
 
 clean:
-	rm -rf $(VENV) .autograder schemas .pytest_cache
+	rm -rf $(VENV) .autograder schemas .pytest_cache feedback release

@@ -53,6 +53,25 @@ def to_json(results: list[SubmissionResult]) -> str:
     return json.dumps(rows, indent=2) + "\n"
 
 
+# Formats whose rows need the roster's ids: a student the roster can't map is left out of them.
+ROSTER_BOUND = ("canvas", "ladok")
+_FORMULA = ("=", "+", "-", "@", "\t", "\r")
+
+
+def _cells(row: list) -> list:
+    """CSV cells a spreadsheet reads as text, never as a formula: a student id is a hand-in's file name
+    and a message may quote the student, so '=HYPERLINK(...)' gets a leading apostrophe. Numbers stay."""
+    out = []
+    for cell in row:
+        if isinstance(cell, str) and cell.startswith(_FORMULA):
+            try:
+                float(cell)
+            except ValueError:
+                cell = "'" + cell
+        out.append(cell)
+    return out
+
+
 def to_csv(results: list[SubmissionResult]) -> str:
     """One row per student: verdict, then status and value per criterion (columns in rubric order)."""
     ids: list[str] = []
@@ -69,7 +88,8 @@ def to_csv(results: list[SubmissionResult]) -> str:
             c = by_id.get(i)
             cells += [c.status, "" if c.value is None else c.value] if c else ["", ""]
         reasons = " | ".join(f"{c.id}: {c.message}" for c in r.failed() if c.status != "skipped")
-        writer.writerow([r.student, r.verdict, r.graded_at.isoformat(), r.submission_hash[:16], *cells, reasons])
+        writer.writerow(_cells([r.student, r.verdict, r.graded_at.isoformat(), r.submission_hash[:16], *cells,
+                                reasons]))
     return buf.getvalue()
 
 
@@ -83,8 +103,8 @@ def module_csv(course: CourseSpec, grades: list[ModuleGrade]) -> str:
     writer = csv.writer(buf)
     writer.writerow(["student", "name", "grade", "examination_date", *(e.lab for e in course.labs), "missing"])
     for g in grades:
-        writer.writerow([g.student, g.name, g.grade, g.exam_date.isoformat() if g.exam_date else "",
-                         *(s.verdict or "" for s in g.labs), " | ".join(g.missing)])
+        writer.writerow(_cells([g.student, g.name, g.grade, g.exam_date.isoformat() if g.exam_date else "",
+                                *(s.verdict or "" for s in g.labs), " | ".join(g.missing)]))
     return buf.getvalue()
 
 
@@ -96,8 +116,8 @@ def canvas_csv(rows: list[tuple[RosterEntry, str]], assignment: str, points: flo
     writer.writerow([*CANVAS_COLUMNS, assignment])
     writer.writerow([POINTS_POSSIBLE, "", "", "", "", _number(points)])
     for entry, value in rows:
-        writer.writerow([entry.name or entry.student, entry.canvas_id, entry.sis_user_id, entry.sis_login_id,
-                         entry.section, value])
+        writer.writerow(_cells([entry.name or entry.student, entry.canvas_id, entry.sis_user_id,
+                                entry.sis_login_id, entry.section, value]))
     return buf.getvalue()
 
 
@@ -193,7 +213,8 @@ class ExportReport(BaseModel):
     def complete(self) -> bool:
         """Everyone with a result was published, and Ladok took every row it was sent."""
         bad = {"failed", "conflict"}
-        return not self.blocked and not self.unknown and not any(a.action in bad for a in self.ladok_actions)
+        held = self.unknown if self.format in ROSTER_BOUND else []
+        return not self.blocked and not held and not any(a.action in bad for a in self.ladok_actions)
 
     def lines(self) -> list[str]:
         """What the CLI prints on stderr after an export."""
@@ -207,9 +228,11 @@ class ExportReport(BaseModel):
                     else "or pass --allow-pending to publish them as not G")
             out.append(f"held back {_count(len(self.blocked), 'student')} waiting for a teacher's review or with a "
                        f"grading error: {', '.join(self.blocked)} (decide with `autograder review`; {then})")
-        if self.unknown:
+        if self.unknown and self.format in ROSTER_BOUND:
             out.append(f"not published, the roster cannot map them: {', '.join(self.unknown)} (add them to the "
                        "roster with the ids this export needs)")
+        elif self.unknown:
+            out.append(f"not on the roster (exported all the same): {', '.join(self.unknown)}")
         if self.missing:
             out.append(f"on the roster without a result: {', '.join(self.missing)}")
         out += self.notes

@@ -399,3 +399,21 @@ def test_every_format_on_the_graded_lab1_cohort(graded_cohort, tmp_path):
 
     full = export(store, "ladok", tmp_path / "none.csv", course=course)  # lab2 and lab3 are not graded here
     assert full.published == [] and full.blocked == []
+
+
+def test_csv_cells_are_never_spreadsheet_formulas(tmp_path):
+    """A student id is a hand-in's file name: '=HYPERLINK(...)' must reach a spreadsheet as text."""
+    import pandas as pd
+
+    from autograder.export import to_csv
+
+    hostile = SubmissionResult(
+        lab="toy", student="=HYPERLINK(\"http://x\")", submission_hash="h", lab_version="1", rubric_hash="r",
+        verdict="U", criteria=[CriterionResult(id="gap", kind="metric", status="fail", value=-0.25,
+                                               message="@SUM(A1) is too large", required=True)])
+    path = tmp_path / "r.csv"
+    path.write_text(to_csv([hostile]))
+    sheet = pd.read_csv(path)
+    assert sheet["student"][0] == "'=HYPERLINK(\"http://x\")"
+    assert sheet["gap:value"][0] == -0.25  # numbers stay numbers
+    assert sheet["reasons"][0].startswith("gap: @SUM")  # not at the start of its cell: harmless
