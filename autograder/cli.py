@@ -313,7 +313,7 @@ def _grade(lab, submissions, store, args, force: bool):
             if cached:
                 reused.append(result.student)
             last = f"{result.student}: {result.verdict}" + (" (already graded)" if cached else "")
-            progress.update(task, advance=1, last=last)
+            progress.update(task, advance=1, last=escape(last))  # a student id is a file name, not markup
 
         results = grader.grade_all(submissions, done)
     if reused:
@@ -440,6 +440,9 @@ def cmd_show(args) -> int:
     out.print(criteria_table(result))
     for note in result.notes:
         out.print(clean(f"note: {note}"))
+    for name, status in (result.probes.probes.items() if result.probes else []):
+        if status.detail and status.detail != status.error:  # what the student's message holds back
+            out.print(clean(f"staff only: probe {name} failed with {status.detail}"))
     return 0
 
 

@@ -65,6 +65,7 @@ def render(lab: Lab, results: list[SubmissionResult], feedback_dir: str | None =
         _generalization(lab, results),
         _criteria(results),
         _review_queue(lab.name, results, feedback_dir),
+        _probe_failures(results),
         _resources(lab, results),
     ]
     return html.page(f"{lab.name}: cohort report", EXTRA_STYLE + "\n".join(sections))
@@ -226,6 +227,20 @@ def _review_queue(lab: str, results: list[SubmissionResult], feedback_dir: str |
     return (head + f"<p>{len(queue)} submissions wait for a decision; decide with <code>autograder override {esc(lab)} "
             "STUDENT CRITERION pass|fail --note TEXT</code>.</p><table id=\"review\"><tr><th>Student</th>"
             "<th>Verdict</th><th>Waiting on</th></tr>" + "".join(rows) + "</table>")
+
+
+def _probe_failures(results: list[SubmissionResult]) -> str:
+    """Staff only: the whole text of each failed probe, where the student's message held it back
+    (a hidden probe's, or one raised once hidden inputs were in reach of the student's code)."""
+    rows = [f"<tr><td>{esc(r.student)}</td><td><code>{esc(name)}</code></td><td>{esc(st.error)}</td>"
+            f"<td><code>{esc(st.detail)}</code></td></tr>"
+            for r in sorted(results, key=lambda r: r.student) if r.probes is not None
+            for name, st in r.probes.probes.items() if st.status == "failed" and st.detail and st.detail != st.error]
+    if not rows:
+        return ""
+    return ("<h2>Probe failures (staff only)</h2><p>What the students were shown, and the whole text the grader "
+            "held back from them.</p><table id=\"probe-failures\"><tr><th>Student</th><th>Probe</th><th>Shown</th>"
+            "<th>Whole text</th></tr>" + "".join(rows) + "</table>")
 
 
 def feedback_link(feedback_dir: str, stem: str) -> str:

@@ -10,15 +10,14 @@ escaped for HTML, escaped or fenced for Markdown, stripped of terminal control s
 from __future__ import annotations
 
 import hashlib
-import io
 import re
-import zipfile
 from collections.abc import Iterable
 from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
 
+from autograder.arrays import ArrayRefused, load_npz
 from autograder.errors import UserError
 from autograder.html import esc, figure_data_uri, img, matplotlib_backend, page, strip_ansi
 from autograder.lab import Lab
@@ -28,7 +27,6 @@ from autograder.report import measured, reasons
 from autograder.results import CriterionResult, SubmissionResult
 from autograder.spec import human_size
 from autograder.store import Store
-from autograder.workspace import read_capped
 
 VERDICT_MEANING = {
     "G": "Passed: every required criterion is met.",
@@ -104,17 +102,11 @@ def gather(lab: Lab, store: Store, result: SubmissionResult) -> Feedback:
 
 
 def _npz(path: Path, keys: Iterable[str] | None = None) -> dict[str, np.ndarray]:
-    """Plain arrays of a probe output (all, or the named keys), with a cap on what they unpack to."""
-    data = read_capped(path, MAX_NPZ_BYTES)
-    if data is None:
-        return {}
+    """Plain arrays of a probe output (all, or the named keys), checked from their headers under caps;
+    {} when it is missing or refused."""
     try:
-        with np.load(io.BytesIO(data), allow_pickle=False) as f:
-            wanted = [k for k in (f.files if keys is None else keys) if k in f.files]
-            if sum(f.zip.getinfo(f"{k}.npy").file_size for k in wanted) > MAX_NPZ_BYTES:
-                return {}
-            return {k: f[k] for k in wanted}
-    except (OSError, ValueError, KeyError, EOFError, zipfile.BadZipFile):
+        return load_npz(path, keys=keys, max_array_bytes=MAX_NPZ_BYTES, max_total_bytes=MAX_NPZ_BYTES)
+    except (OSError, ArrayRefused):
         return {}
 
 

@@ -11,11 +11,13 @@ from __future__ import annotations
 
 import hashlib
 import json
+import os
 import stat
+import unicodedata
 import zipfile
 from pathlib import Path, PurePosixPath
 
-from pydantic import BaseModel, Field
+from pydantic import BaseModel, Field, field_validator
 
 from autograder.errors import UserError
 from autograder.spec import human_size
@@ -24,6 +26,41 @@ MAX_NOTEBOOK_BYTES = 20 * 1024**2
 MAX_MODULE_BYTES = 2 * 1024**2
 MAX_ZIP_MEMBERS = 10_000
 IGNORED_PARTS = {".ipynb_checkpoints", "__MACOSX", "__pycache__", ".git"}
+# Shown as escapes, never as themselves: controls (C0, DEL, C1), format characters (bidi overrides such
+# as U+202E, zero-width characters), lone surrogates, and line and paragraph separators.
+_ESCAPED_CATEGORIES = frozenset({"Cc", "Cf", "Cs", "Zl", "Zp"})
+
+
+def _escape(text: str, backslash: bool, keep: str = "") -> str:
+    out = []
+    for ch in text:
+        cp = ord(ch)
+        if ch == "\\" and backslash:
+            out.append("\\\\")
+        elif 0xDC80 <= cp <= 0xDCFF:  # a byte that was not UTF-8, as Python's surrogateescape holds it
+            out.append(f"\\x{cp - 0xDC00:02x}")
+        elif ch not in keep and unicodedata.category(ch) in _ESCAPED_CATEGORIES:
+            out.append(f"\\u{cp:04x}" if cp <= 0xFFFF else f"\\U{cp:08x}")
+        else:
+            out.append(ch)
+    return "".join(out)
+
+
+def student_id(raw: str | bytes) -> str:
+    """A student id from a raw name (a notebook's file stem, a student's folder or zip name): valid UTF-8
+    text without control or format characters that reads as the name does. Ordinary names ('ada',
+    'åsa', 'li.wei-2') stay as they are; a byte that is not UTF-8 reads as `\\xe9`, a control or format
+    character as `\\u001b` or `\\u202e`, and a backslash as two, so two different names never get
+    one id (the escapes can be read back) and the same name always gets the same one."""
+    if isinstance(raw, bytes):
+        raw = os.fsdecode(raw)
+    return _escape(raw, backslash=True)
+
+
+def readable(text: str) -> str:
+    """Text safe to store and show (a member name in a reason, a message): the escapes of `student_id`
+    for what is not, tabs and newlines kept, backslashes as they are."""
+    return _escape(text, backslash=False, keep="\t\n")
 
 
 class Submission(BaseModel):
@@ -38,6 +75,12 @@ class Submission(BaseModel):
     notebook: str | None = Field(None, description="The notebook inside a folder or zip; None when `path` is it.")
     files: dict[str, str] = Field(default_factory=dict, description="The lab's student module -> where it is.")
 
+    @field_validator("problem")
+    @classmethod
+    def _readable_problem(cls, problem: str | None) -> str | None:
+        # A reason may quote member names from a zip or folder, in any encoding.
+        return None if problem is None else readable(problem)
+
     def notebook_bytes(self) -> bytes:
         return _read(self.path, self.notebook, MAX_NOTEBOOK_BYTES)
 
@@ -51,7 +94,7 @@ def discover(source: Path, student_files: list[str] | tuple[str, ...] = ()) -> l
     source = Path(source)
     if not source.exists():
         raise UserError(f"{source} does not exist", "pass a notebook, a student's folder or a folder of submissions")
-    if source.is_file():
+    if source.is_file():  # raw names throughout: take* and _problem's callers make them student ids
         if source.suffix == ".zip":
             return [take_zip(source.stem, source, student_files)]
         if source.suffix != ".ipynb":
@@ -65,7 +108,8 @@ def discover(source: Path, student_files: list[str] | tuple[str, ...] = ()) -> l
         if entry.name.startswith(".") or entry.name in IGNORED_PARTS:
             continue
         if entry.is_symlink():
-            found.append(_problem(entry.stem, entry, "a symbolic link, which is not graded: hand in the file itself"))
+            found.append(_problem(student_id(entry.stem), entry,
+                                  "a symbolic link, which is not graded: hand in the file itself"))
         elif entry.is_file() and entry.suffix == ".ipynb":
             found.append(take(entry.stem, entry, student_files))
         elif entry.is_file() and entry.suffix == ".zip":
@@ -77,7 +121,8 @@ def discover(source: Path, student_files: list[str] | tuple[str, ...] = ()) -> l
     seen: dict[str, Path] = {}
     for sub in found:
         if sub.student in seen:
-            raise UserError(f"two submissions for student {sub.student!r}: {seen[sub.student]} and {sub.path}",
+            raise UserError(f"two submissions for student {sub.student!r}: {readable(str(seen[sub.student]))} and "
+                            f"{readable(str(sub.path))}",
                             "keep one notebook, folder or zip per student")
         seen[sub.student] = sub.path
     return found
@@ -91,7 +136,8 @@ def _is_one_submission(folder: Path, student_files) -> bool:
 
 
 def take(student: str, path: Path, student_files=()) -> Submission:
-    """Hash and validate one notebook file handed in alone."""
+    """Hash and validate one notebook file handed in alone; `student` is the raw name (see `student_id`)."""
+    student = student_id(student)
     size = path.stat().st_size
     if size > MAX_NOTEBOOK_BYTES:
         return _problem(student, path, f"the notebook is {size / 1024**2:.0f} MB; the limit is "
@@ -106,6 +152,7 @@ def take(student: str, path: Path, student_files=()) -> Submission:
 def take_folder(student: str, folder: Path, student_files=()) -> Submission:
     """A student's folder: exactly one notebook anywhere in it, and the lab's modules by name
     (beside the notebook first, else anywhere in the folder if there is only one of that name)."""
+    student = student_id(student)
     members = [p.relative_to(folder).as_posix() for p in sorted(folder.rglob("*"))
                if not (set(p.relative_to(folder).parts) & IGNORED_PARTS) and p.is_file() and not p.is_symlink()]
     return _assemble(student, folder, members, student_files)
@@ -113,6 +160,7 @@ def take_folder(student: str, folder: Path, student_files=()) -> Submission:
 
 def take_zip(student: str, path: Path, student_files=()) -> Submission:
     """A student's zip, read in place: members are looked up by name, never extracted by it."""
+    student = student_id(student)
     try:
         with zipfile.ZipFile(path) as z:
             infos = z.infolist()
@@ -122,6 +170,9 @@ def take_zip(student: str, path: Path, student_files=()) -> Submission:
             if any(i.flag_bits & 0x1 for i in infos):
                 return _problem(student, path, "the zip is encrypted; hand it in without a password")
             members = [i.filename for i in infos if not i.is_dir() and _plain_member(i)]
+    except UnicodeDecodeError as exc:  # a member name flagged as UTF-8 that is not
+        return _problem(student, path, f"a file name in the zip is marked as UTF-8 but is not ({exc}); zip the "
+                        "notebook and your modules again, with another zip tool")
     except (zipfile.BadZipFile, OSError, ValueError) as exc:
         return _problem(student, path, f"the file is not a readable zip ({exc})")
     return _assemble(student, path, members, student_files)
@@ -194,8 +245,13 @@ def _read(path: Path, member: str | None, cap: int) -> bytes:
         if target.stat().st_size > cap:
             raise _TooLarge(f"{member} is {human_size(target.stat().st_size)}; the limit is {human_size(cap)}")
         return target.read_bytes()
-    with zipfile.ZipFile(path) as z, z.open(member) as f:
-        data = f.read(cap + 1)
+    with zipfile.ZipFile(path) as z:
+        if z.getinfo(member).compress_type not in (zipfile.ZIP_STORED, zipfile.ZIP_DEFLATED):
+            # bzip2 and lzma members decompress without a bound on each read: a small one can ask for GBs
+            raise _TooLarge(f"{member} is packed with a method the grader does not unpack (only stored or "
+                            "deflated, the zip tools' default)")
+        with z.open(member) as f:
+            data = f.read(cap + 1)
     if len(data) > cap:
         raise _TooLarge(f"{member} is larger than the {human_size(cap)} limit")
     return data
@@ -234,6 +290,11 @@ def notebook_problem(data: bytes) -> str | None:
         return f"the file is not a Jupyter notebook (invalid JSON: {exc})"
     if not isinstance(doc, dict) or "cells" not in doc or doc.get("nbformat") != 4:
         return "the file is not a version-4 Jupyter notebook"
+    try:  # JSON may escape what is no text at all: half of a character (a lone surrogate, "\\udce9")
+        json.dumps(doc, ensure_ascii=False).encode("utf-8")
+    except UnicodeEncodeError as exc:
+        return (f"the notebook holds text that is not valid Unicode (U+{ord(exc.object[exc.start]):04X}, half of a "
+                "character); save it again from Jupyter")
     try:
         nbformat.reads(data.decode("utf-8"), as_version=4)
     except Exception as exc:  # nbformat raises several kinds for malformed documents
@@ -243,13 +304,15 @@ def notebook_problem(data: bytes) -> str | None:
 
 def _problem(student: str, path: Path, problem: str, size: int = 0) -> Submission:
     regular = path.is_file() and not path.is_symlink() and path.stat().st_size <= MAX_NOTEBOOK_BYTES
-    digest = hashlib.sha256(path.read_bytes() if regular else f"{path}:{problem}".encode()).hexdigest()
+    digest = hashlib.sha256(path.read_bytes() if regular
+                            else os.fsencode(path) + f":{problem}".encode("utf-8", "surrogateescape")).hexdigest()
     return Submission(student=student, path=path, sha256=digest, size=size, problem=problem)
 
 
 def take_beside(student: str, notebook: Path, student_files=()) -> Submission:
     """A notebook with the lab's modules found beside it by name (the self-check's view of a student's
     working folder, which also holds data, tests and scratch notebooks that are not handed in)."""
+    student = student_id(student)
     folder = notebook.parent
     present = [name for name in student_files if (folder / name).is_file() and not (folder / name).is_symlink()]
     sub = _assemble(student, folder, [notebook.name, *present], student_files)

@@ -37,7 +37,7 @@ from autograder.sandbox.base import CANCEL, RUNNER
 from autograder.sandbox.gpus import GpuPool
 from autograder.sandbox.gpus import detect as detect_gpus
 from autograder.spec import Limits
-from autograder.store import StageRecord, Store
+from autograder.store import StageRecord, Store, storable
 from autograder.workspace import remove_tree
 
 log = logging.getLogger(__name__)
@@ -104,7 +104,11 @@ class Grader:
         def one(sub: Submission) -> SubmissionResult:
             result, cached = self.grade(sub)
             if on_done:
-                on_done(result, cached)
+                try:
+                    on_done(result, cached)
+                except Exception as exc:  # showing progress must not stop the batch
+                    log.warning("reporting progress on %s failed (%s: %s)", result.student, type(exc).__name__, exc,
+                                exc_info=log.isEnabledFor(logging.DEBUG))
             return result
 
         pool = ThreadPoolExecutor(max_workers=max(1, self.options.jobs))
@@ -126,21 +130,31 @@ class Grader:
         return [changed.get(r.student, r) for r in results]
 
     def grade(self, sub: Submission) -> tuple[SubmissionResult, bool]:
-        """Grade one submission and record it; (result, True) when an identical result was on record."""
+        """Grade one submission and record it; (result, True) when an identical result was on record.
+        Nothing one submission does raises from here: a failure, looking up and recording included,
+        becomes its `error` verdict, recorded where the store takes it."""
         lab = self.lab
-        if not self.options.force:
-            found = self.store.find(lab.name, sub.student, sub.sha256, lab.version, lab.rubric_hash)
-            if found is not None:
-                return found, True
         try:
+            if not self.options.force:
+                found = self.store.find(lab.name, sub.student, sub.sha256, lab.version, lab.rubric_hash)
+                if found is not None:
+                    return found, True
             result, stages = self._grade(sub)
         except Exception as exc:  # a harness bug must not stop the batch nor be blamed on the student
             log.debug("grading %s failed", sub.student, exc_info=True)
             result, stages = self._internal_error(sub, exc), []
         if CANCEL.is_set():  # interrupted half-way: record nothing rather than a false `error`
-            return result, False
-        result = apply_overrides(result, self.store)
-        self.store.record(result, stages)
+            return storable(result), False
+        try:
+            result = storable(apply_overrides(result, self.store))
+            self.store.record(result, stages)
+        except Exception as exc:  # the store refused it: record the failure instead, without the stages
+            log.debug("recording %s failed", sub.student, exc_info=True)
+            result = storable(self._internal_error(sub, exc))
+            try:
+                self.store.record(result)
+            except Exception as again:  # still shown in this run's table, with why it is not on record
+                log.warning("could not record the result of %s (%s: %s)", result.student, type(again).__name__, again)
         return result, False
 
     def _grade(self, sub: Submission) -> tuple[SubmissionResult, list[StageRecord]]:

@@ -1,96 +1,248 @@
-"""Probe: a fresh sandbox loads the exports and runs the lab's probes on inputs, never labels.
+"""Probe: the lab's probes turn the student's exported objects into plain arrays.
 
-What comes back is read as data: the report is validated, arrays are loaded with
-allow_pickle=False under a size cap, and only probes the lab defines are accepted.
+The probes run here, on the host, as trusted code; the student's objects live in a fresh sandbox
+(the runner's `probe` stage) and are reached only through data (`remote.py`). The sandbox never
+holds probe code, the report, or an input it was not sent. A probe in `steps` (probing.Steps)
+gets one fresh sandbox per step after the first, which sees only the arrays the step before
+returned: encode in one, decode in another that never saw the images.
+
+What a student may read of a failure: for a public probe, the message, unless the sandbox had
+been sent hidden inputs (then the exception's type); for a hidden probe, only the type, or the
+message of a `ProbeFailure` the probe author raised. Staff get the whole text (`detail`).
 """
 
 from __future__ import annotations
 
+import importlib.util
 import re
-import shutil
+import threading
+from contextlib import ExitStack
 from pathlib import Path
+from types import ModuleType
+from typing import Any
 
 import numpy as np
 from pydantic import ValidationError
 
 from autograder.criteria.base import ProbeData
 from autograder.lab import Lab
-from autograder.results import ProbeReport, ProbeStatus
-from autograder.sandbox import SandboxBackend, SandboxJob
+from autograder.probing import ProbeFailure, Steps
+from autograder.remote import Exports, Inputs, Remote, SandboxLost, Session, StudentCodeError
+from autograder.results import ModelStats, ProbeReport, ProbeStatus
+from autograder.sandbox import SandboxBackend
 from autograder.spec import Limits, human_size
-from autograder.workspace import copy_read_only, read_capped, workdir, write_files
+from autograder.workspace import copy_read_only, workdir, write_files
 
 OUTPUTS = "outputs"
-MAX_OUTPUT_BYTES = 256 * 1024**2
+MAX_OUTPUT_BYTES = 256 * 1024**2  # all arrays of one probe's output
+MAX_TEXT_CHARS = 10_000  # a text array in an output (a probe's own note on what failed)
 NAME = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
+OUTPUT_KINDS = "biufU"
+
+_MODULES: dict[Path, ModuleType] = {}
+_IMPORT_LOCK = threading.Lock()
+
+
+def import_probes(path: Path) -> ModuleType:
+    """A lab's probes.py as a host module (staff code, trusted), imported once per file."""
+    path = path.resolve()
+    with _IMPORT_LOCK:
+        if path not in _MODULES:
+            spec = importlib.util.spec_from_file_location(f"autograder_probes_{len(_MODULES)}", path)
+            assert spec is not None and spec.loader is not None
+            module = importlib.util.module_from_spec(spec)
+            spec.loader.exec_module(module)
+            _MODULES[path] = module
+        return _MODULES[path]
+
+
+def probe_functions(lab: Lab) -> list[tuple[str, Any, bool]]:
+    """(name, probe, hidden tier) for each probe this view of the lab runs: public first, by name."""
+    found = []
+    for path in lab.probe_files():
+        module = import_probes(path)
+        hidden = not lab.public_only and path.resolve() == lab.probes_path.resolve()
+        for attr in sorted(vars(module)):
+            fn = getattr(module, attr)
+            if attr.startswith("probe_") and (isinstance(fn, Steps) or callable(fn)):
+                found.append((attr.removeprefix("probe_"), fn, hidden))
+    return found
 
 
 def probe(lab: Lab, exports: Path, backend: SandboxBackend, limits: Limits, artifacts: Path,
           scratch: Path | None = None, gpu_ids: list[str] | None = None,
           modules: dict[str, bytes] | None = None) -> ProbeReport:
     """Run the probes; their outputs land in `artifacts`/outputs. Never raises for the student's doing.
-    `modules` (the student's and provided Python files) are importable there, by probes and by the
-    exports that refer to them."""
-    with workdir("probe", scratch) as wd:
-        copy_read_only(exports, wd / "exports")
-        write_files(wd / "modules", modules or {})
-        inputs = wd / "inputs"
-        inputs.mkdir()
-        for split, x in lab.inputs().items():
-            np.save(inputs / f"{split}.npy", x, allow_pickle=False)
-        (wd / "probes").mkdir()
-        probe_files = []
-        for i, path in enumerate(lab.probe_files()):  # public first, then hidden
-            shutil.copyfile(path, wd / "probes" / f"probes_{i}.py")
-            probe_files.append(f"probes/probes_{i}.py")
-        request = {"probes": probe_files, "exports": lab.spec.exports, "exports_dir": "exports",
-                   "inputs_dir": "inputs", "outputs_dir": OUTPUTS, "modules_dir": "modules"}
-        run = backend.run(SandboxJob(stage="probe", workdir=wd, request=request, limits=limits, gpu_ids=gpu_ids or []))
-        base = {"duration_s": run.duration_s}
-        if run.status != "ok":
-            why = {"timeout": f"evaluating your objects took longer than {limits.timeout:g} s",
-                   "memory": f"evaluating your objects used more than {human_size(limits.memory)}",
-                   "pids": f"evaluating your objects started more than {limits.pids} processes and threads",
-                   "disk": f"evaluating your objects {run.message}"}
-            status = "harness-error" if run.status == "cancelled" else run.status
-            return ProbeReport(status=status, message=why.get(run.status, run.message), **base)
-        report = _validated(run.report or {}, **base)
-        if report.status != "ok":
-            return report
-        out = artifacts / OUTPUTS
-        out.mkdir(parents=True, exist_ok=True)
-        for name, st in report.probes.items():
-            if st.status == "ok":
-                data = read_capped(wd / OUTPUTS / f"{name}.npz", MAX_OUTPUT_BYTES)
-                if data is None:
-                    report.probes[name] = ProbeStatus(status="failed", error="its output was missing or too large")
-                else:
-                    (out / f"{name}.npz").write_bytes(data)
-        return report
-
-
-def _validated(raw: dict, **base) -> ProbeReport:
-    if raw.get("status") != "ok":
-        return ProbeReport(status="harness-error", message=str(raw.get("message", "no report"))[-500:], **base)
+    `modules` (the student's and provided Python files) are importable in the sandbox, by the
+    exports that refer to them and through `exports.module(name)`."""
     try:
-        report = ProbeReport.model_validate({**raw, **base})
-    except ValidationError as exc:
-        return ProbeReport(status="crashed", message=f"the probe report was malformed: {exc.errors()[0]['msg']}",
-                           **base)
-    report.probes = {k: v for k, v in report.probes.items() if NAME.match(k)}
-    return report
+        plan = probe_functions(lab)
+    except Exception as exc:  # noqa: BLE001 - a broken probes file is the lab's fault, never the student's
+        return ProbeReport(status="harness-error", message=f"the lab's probes could not be imported: "
+                           f"{type(exc).__name__}: {exc}"[:500])
+    extra = sum(len(fn.functions) - 1 for _, fn, _ in plan if isinstance(fn, Steps))
+    request = {"exports": lab.spec.exports, "exports_dir": "exports", "modules_dir": "modules",
+               "modules": sorted(Path(name).stem for name in modules or {})}
+    with ExitStack() as stack:
+        sessions = []
+        for _ in range(1 + extra):  # all started at once: the later steps' sandboxes warm up meanwhile
+            wd = stack.enter_context(workdir("probe", scratch))
+            copy_read_only(exports, wd / "exports")
+            write_files(wd / "modules", modules or {})
+            sessions.append(Session(backend, wd, request, limits, gpu_ids or []))
+        run = _Run(lab, exports, sessions, artifacts)
+        try:
+            run.all(plan)
+        finally:
+            runs = [s.close() for s in sessions]
+    duration = round(max(r.duration_s for r in runs), 3)
+    failed = next((r for r in runs if r.status != "ok"), None)
+    if failed is not None:
+        why = {"timeout": f"evaluating your objects took longer than {limits.timeout:g} s",
+               "memory": f"evaluating your objects used more than {human_size(limits.memory)}",
+               "pids": f"evaluating your objects started more than {limits.pids} processes and threads",
+               "disk": f"evaluating your objects {failed.message}"}
+        status = "harness-error" if failed.status == "cancelled" else failed.status
+        return ProbeReport(status=status, message=why.get(failed.status, failed.message), duration_s=duration)
+    if run.lost:
+        return ProbeReport(status="crashed", message=run.lost, duration_s=duration)
+    return ProbeReport(status="ok", duration_s=duration, probes=run.statuses, exports=run.export_status,
+                       models=run.models)
+
+
+class _Run:
+    """One submission's probes over its sandboxes: the first holds the exports for every probe and
+    the first step of each probe in steps; the others, one step each."""
+
+    def __init__(self, lab: Lab, exports: Path, sessions: list[Session], artifacts: Path) -> None:
+        self.lab, self.exports_dir, self.artifacts = lab, exports, artifacts
+        self.main, self.spare = sessions[0], list(sessions[1:])
+        self.statuses: dict[str, ProbeStatus] = {}
+        self.export_status: dict[str, str] = {}
+        self.models: dict[str, ModelStats] = {}
+        self.lost = ""
+        self.hidden = set() if lab.public_only else {s for s, tier in lab.spec.splits.items() if tier == "hidden"}
+
+    def all(self, plan: list[tuple[str, Any, bool]]) -> None:
+        try:
+            ready = self.main.connect()
+        except SandboxLost as exc:
+            self.lost = f"your objects could not be loaded for evaluation: {exc}"
+            return
+        self._ready(ready)
+        inputs = self.lab.inputs()
+        for name, fn, hidden_tier in plan:
+            if hidden_tier:  # a hidden probe's own inputs are secret too: from now on, types only
+                self.main.tainted = True
+            try:
+                result = self._one(fn, inputs)
+                arrays = plain_arrays(result)
+            except SandboxLost as exc:
+                self.lost = f"evaluating your objects failed: {exc}"
+                return
+            except BaseException as exc:  # noqa: BLE001 - staff code around the student's: sorted below
+                self.statuses[name] = self._failed(exc, hidden_tier)
+                continue
+            out = self.artifacts / OUTPUTS
+            out.mkdir(parents=True, exist_ok=True)
+            np.savez(out / f"{name}.npz", **arrays)
+            self.statuses[name] = ProbeStatus(status="ok", keys=sorted(arrays))
+
+    def _ready(self, ready: dict) -> None:
+        raw = ready.get("exports")
+        self.export_status = ({str(k)[:100]: str(v)[:2000] for k, v in raw.items() if k in self.lab.spec.exports}
+                              if isinstance(raw, dict) else {})
+        raw = ready.get("models")
+        for name, stats in (raw.items() if isinstance(raw, dict) else []):
+            if name not in self.lab.spec.exports:
+                continue
+            try:
+                model = ModelStats.model_validate(stats)
+            except ValidationError:
+                continue
+            saved = self.exports_dir / f"{name}.pkl"
+            model.saved_bytes = saved.stat().st_size if saved.is_file() else None  # measured here, not there
+            self.models[name] = model
+
+    def _one(self, fn: Any, inputs: dict[str, np.ndarray]) -> Any:
+        tainted = False
+
+        def hidden_read() -> None:
+            nonlocal tainted
+            tainted = True
+            self.main.tainted = True
+
+        view = Inputs(inputs, self.hidden, hidden_read)
+        if not isinstance(fn, Steps):
+            return fn(Exports(self.main, self.lab.spec.exports), view)
+        result = fn.functions[0](Exports(self.main, self.lab.spec.exports), view)
+        for step in fn.functions[1:]:
+            session = self.spare.pop(0)
+            session.tainted = tainted or self.main.tainted  # what it gets may carry what the first saw
+            session.connect()
+            passed = {k: np.array(v) for k, v in plain_arrays(result).items()}  # data only, nothing else
+            result = step(Exports(session, self.lab.spec.exports), passed)
+        return result
+
+    def _failed(self, exc: BaseException, hidden_tier: bool) -> ProbeStatus:
+        """What the student may read of a failed probe, and all of it for staff."""
+        detail = f"{type(exc).__name__}: {exc}"[:2000]
+        if isinstance(exc, StudentCodeError):
+            detail = exc.detail
+            error = f"your code raised {exc.type_name}" if hidden_tier else str(exc)
+        elif isinstance(exc, ProbeFailure):
+            error = str(exc)
+        elif isinstance(exc, KeyError) and not hidden_tier:
+            missing = exc.args[0] if exc.args else "?"
+            why = self.export_status.get(missing, "") if isinstance(missing, str) else ""
+            error = f"`{missing}` {why}" if why else f"KeyError: {exc}"
+        elif isinstance(exc, KeyError):
+            missing = exc.args[0] if exc.args else None
+            why = self.export_status.get(missing, "") if isinstance(missing, str) else ""
+            error = f"`{missing}` {why}" if why else "it raised KeyError"
+        elif hidden_tier:
+            error = f"it raised {type(exc).__name__}"
+        else:
+            error = detail
+        return ProbeStatus(status="failed", error=error[:2000], detail=detail)
+
+
+def plain_arrays(result: Any) -> dict[str, np.ndarray]:
+    """A probe's output as plain numpy arrays under the caps, or a ValueError/TypeError saying why."""
+    if not isinstance(result, dict):
+        raise TypeError(f"a probe must return a dict of arrays, not {type(result).__name__}")
+    arrays, total = {}, 0
+    for key, value in result.items():
+        if not isinstance(key, str) or not key.isidentifier():
+            raise TypeError(f"probe output keys must be identifiers, got {key!r}"[:200])
+        if isinstance(value, Remote):
+            raise TypeError(f"probe output {key!r} is an object of the student's, not data")
+        if hasattr(value, "detach") and hasattr(value, "numpy"):  # a torch tensor made on the host
+            value = value.detach().cpu().numpy()
+        arr = np.asarray(value)
+        if arr.dtype.kind not in OUTPUT_KINDS or arr.dtype.fields is not None:
+            raise TypeError(f"probe output {key!r} is not a plain numeric array (dtype {arr.dtype})")
+        if arr.dtype.kind == "U" and arr.size * max(arr.dtype.itemsize // 4, 1) > MAX_TEXT_CHARS:
+            raise ValueError(f"probe output {key!r} holds more than {MAX_TEXT_CHARS:,} characters of text")
+        total += arr.nbytes
+        if total > MAX_OUTPUT_BYTES:
+            raise ValueError(f"the probe's output is larger than {human_size(MAX_OUTPUT_BYTES)}")
+        arrays[key] = arr
+    return arrays
 
 
 def load_outputs(report: ProbeReport, artifacts: Path) -> ProbeData:
-    """Load each successful probe's arrays, as plain numbers only."""
+    """Load each successful probe's arrays, as plain numbers only, header checked before unpacking."""
+    from autograder.arrays import ArrayRefused, load_npz
+
     data = ProbeData(report=report)
     for name, st in report.probes.items():
-        if st.status != "ok":
+        if st.status != "ok" or not NAME.match(name):
             continue
         path = artifacts / OUTPUTS / f"{name}.npz"
         try:
-            with np.load(path, allow_pickle=False) as f:
-                data.arrays[name] = {k: f[k] for k in f.files}
-        except (OSError, ValueError) as exc:
-            report.probes[name] = ProbeStatus(status="failed", error=f"its output could not be read: {exc}")
+            data.arrays[name] = load_npz(path, max_total_bytes=MAX_OUTPUT_BYTES)
+        except (OSError, ValueError, ArrayRefused) as exc:
+            report.probes[name] = ProbeStatus(status="failed", error="its output could not be read",
+                                              detail=f"{type(exc).__name__}: {exc}"[:2000])
     return data

@@ -8,7 +8,6 @@ and failure message, `@pytest.mark.weight(w)` gives its share of the score (defa
 
 from __future__ import annotations
 
-import importlib.util
 import math
 import os
 import sys
@@ -22,6 +21,7 @@ import numpy as np
 import pytest
 
 from autograder.criteria.base import EvidenceMissing, ProbeData
+from autograder.probe import import_probes
 from autograder.results import HiddenTestResult
 
 
@@ -50,20 +50,6 @@ class TestContext:
     probes: ProbeData
     notebook: Any
     metrics: dict[str, float] = field(default_factory=dict)
-
-
-_MODULES: dict[Path, ModuleType] = {}
-
-
-def import_probes(path: Path) -> ModuleType:
-    """The lab's probes.py as a host module (staff code, trusted), imported once per file."""
-    path = path.resolve()
-    if path not in _MODULES:
-        spec = importlib.util.spec_from_file_location(f"autograder_probes_{len(_MODULES)}", path)
-        module = importlib.util.module_from_spec(spec)
-        spec.loader.exec_module(module)
-        _MODULES[path] = module
-    return _MODULES[path]
 
 
 MARKERS = {

@@ -22,6 +22,7 @@ from pathlib import Path
 import nbformat
 import numpy as np
 
+from autograder.arrays import load_npy, load_npz
 from autograder.assign import make_student_module, make_student_notebook
 from autograder.errors import UserError
 from autograder.lab import KIT_HANDOUT, KIT_RUBRIC, Lab
@@ -32,6 +33,7 @@ MIN_LINE = 30  # characters: shorter lines (`return out`, `model.eval()`) are sh
 # copied function comes whole.
 DEFINITION_SHARE = 0.5
 DATA_ROWS_TO_LEAK = 3  # hidden input rows found in the kit's arrays (a few duplicates exist in real data)
+MAX_SCAN_BYTES = 512 * 1024**2  # per array file read for hidden rows, unpacked; a larger one is not scanned
 TEXT_SUFFIXES = {".py", ".ipynb", ".md", ".txt", ".yaml", ".yml", ".json", ".csv", ".cfg", ".toml", ".html"}
 BEGIN = ("### BEGIN SOLUTION", "### BEGIN HIDDEN TESTS")
 END = ("### END SOLUTION", "### END HIDDEN TESTS")
@@ -326,15 +328,15 @@ def _data_leaks(lab: Lab, kit_dir: Path, kit: Kit) -> list[Leak]:
 def _arrays(path: Path, data: bytes) -> list[tuple[str, np.ndarray]]:
     try:
         if path.suffix == ".npz" or data[:4] == b"PK\x03\x04" and path.suffix != ".zip":
-            with np.load(io.BytesIO(data), allow_pickle=False) as f:
-                return [(k, f[k]) for k in f.files]
+            return list(load_npz(data, max_array_bytes=MAX_SCAN_BYTES, max_total_bytes=MAX_SCAN_BYTES,
+                                 max_text_bytes=MAX_SCAN_BYTES).items())
         if path.suffix == ".npy":
-            return [(path.name, np.load(io.BytesIO(data), allow_pickle=False))]
+            return [(path.name, load_npy(data, max_array_bytes=MAX_SCAN_BYTES, max_text_bytes=MAX_SCAN_BYTES))]
         if path.suffix == ".zip":
             out = []
             with zipfile.ZipFile(io.BytesIO(data)) as z:
                 for info in z.infolist():
-                    if info.filename.endswith((".npy", ".npz")) and info.file_size < 512 * 1024**2:
+                    if info.filename.endswith((".npy", ".npz")) and info.file_size < MAX_SCAN_BYTES:
                         out += _arrays(Path(info.filename), z.read(info))
             return out
     except (OSError, ValueError, zipfile.BadZipFile):

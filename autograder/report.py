@@ -9,6 +9,7 @@ from rich.console import Console
 from rich.table import Table
 from rich.text import Text
 
+from autograder.intake import readable
 from autograder.results import CriterionResult, SubmissionResult
 
 STYLE = {"G": "bold green", "U": "bold red", "review": "bold yellow", "error": "bold magenta"}
@@ -19,8 +20,9 @@ _CONTROL = re.compile(r"\x1b(\[[0-?]*[ -/]*[@-~]|\][^\x07\x1b]*(\x07|\x1b\\)?|[@
 
 
 def clean(text: str) -> Text:
-    """Text safe for a TA's terminal: no escape sequences, and never read as rich markup."""
-    return Text(_CONTROL.sub("", text))
+    """Text safe for a TA's terminal: no escape sequences, and never read as rich markup; format
+    characters (a right-to-left override) and text that is not UTF-8 shown as escapes."""
+    return Text(readable(_CONTROL.sub("", text)))
 
 
 def reasons(result: SubmissionResult) -> list[str]:

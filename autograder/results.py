@@ -62,16 +62,27 @@ class ExecutionResult(BaseModel):
 
 class ProbeStatus(BaseModel):
     status: Literal["ok", "failed"]
-    error: str = ""
+    error: str = Field("", description="Why it failed, as the student may read it: for a hidden probe, or once "
+                       "hidden inputs were in reach of the student's code, the exception's type only.")
+    detail: str = Field("", description="The whole text, for staff only (show, review, the cohort report).")
     keys: list[str] = Field(default_factory=list)
 
 
 class ModelStats(BaseModel):
-    """Size of one exported torch module, measured in the probe sandbox."""
+    """Size of one exported torch module: counted in the probe sandbox, bounded by what the host measured."""
 
-    parameters: int = Field(ge=0, description="All parameters (numel), trainable or not.")
+    parameters: int = Field(ge=0, description="Registered parameters (numel), trainable or not.")
     trainable: int = Field(ge=0)
     bytes: int = Field(ge=0, description="Size of its state_dict as torch.save writes it.")
+    stored: int | None = Field(None, ge=0, description="Every number reachable from the export, however stored: "
+                               "tensors, arrays, floats, bytes (as float32), registered or not.")
+    stored_complete: bool = Field(True, description="False when the object graph was too large to walk to its end.")
+    saved_bytes: int | None = Field(None, ge=0, description="Size of the export's pickle, measured on the host.")
+
+    @property
+    def counted(self) -> int:
+        """What a parameter budget is held against: the larger of the registered and the stored count."""
+        return max(self.parameters, self.stored or 0)
 
 
 class ProbeReport(BaseModel):

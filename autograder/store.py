@@ -14,8 +14,10 @@ from collections.abc import Iterable
 from pathlib import Path
 
 from pydantic import BaseModel
+from pydantic_core import PydanticSerializationError
 
 from autograder.errors import UserError
+from autograder.intake import readable, student_id
 from autograder.results import Override, SubmissionResult, now
 
 SCHEMA_VERSION = 2  # 2: TA overrides
@@ -57,6 +59,39 @@ CREATE INDEX IF NOT EXISTS overrides_by_student ON overrides (lab, student);
 """
 
 
+def _text(student: str) -> str:
+    """A student id as SQLite can bind it: one holding lone surrogates (a raw file name that is not UTF-8,
+    from a caller that skipped intake) as intake would name it, so it finds what intake recorded."""
+    try:
+        student.encode("utf-8")
+    except UnicodeEncodeError:
+        return student_id(student)
+    return student
+
+
+def _scrubbed(value):
+    if isinstance(value, str):
+        return readable(value)
+    if isinstance(value, dict):
+        return {_scrubbed(k): _scrubbed(v) for k, v in value.items()}
+    if isinstance(value, list | tuple):
+        return [_scrubbed(v) for v in value]
+    return value
+
+
+def storable(result: SubmissionResult) -> SubmissionResult:
+    """The result as it can be stored and shown: itself, or where some text in it is not valid UTF-8
+    (lone surrogates: a name or message from a file name or a student's output), a copy with that text
+    escaped readably (`readable`; the student id as `student_id` makes it)."""
+    try:
+        result.model_dump_json()
+        return result
+    except (PydanticSerializationError, UnicodeEncodeError):
+        pass
+    data = _scrubbed(result.model_dump(exclude={"student"}))
+    return SubmissionResult.model_validate({**data, "student": _text(result.student)})
+
+
 class StageRecord(BaseModel):
     key: str
     stage: str
@@ -69,6 +104,9 @@ class StageRecord(BaseModel):
 class Store:
     def __init__(self, path: Path) -> None:
         self.path = Path(path)
+        if _text(str(self.path)) != str(self.path):
+            raise UserError(f"{readable(str(self.path))}: the results store's path is not valid UTF-8",
+                            "pass --db with a path whose name is plain text")
         try:
             self.path.parent.mkdir(parents=True, exist_ok=True)
             self._db = sqlite3.connect(self.path, timeout=30, check_same_thread=False, isolation_level=None)
@@ -93,7 +131,9 @@ class Store:
         self._db.close()
 
     def record(self, result: SubmissionResult, stages: Iterable[StageRecord] = ()) -> None:
-        """Write a result and the stage outputs it used, all or nothing."""
+        """Write a result and the stage outputs it used, all or nothing. Text that is not valid UTF-8 is
+        stored escaped (`storable`); callers that show the result should show `storable(result)`."""
+        result = storable(result)
         with self._lock:
             self._db.execute("BEGIN IMMEDIATE")
             try:
@@ -121,7 +161,7 @@ class Store:
             row = self._db.execute(
                 "SELECT result FROM results WHERE lab=? AND student=? AND submission_hash=? AND lab_version=?"
                 " AND rubric_hash=? AND verdict != 'error' ORDER BY id DESC LIMIT 1",
-                (lab, student, submission_hash, lab_version, rubric_hash),
+                (lab, _text(student), submission_hash, lab_version, rubric_hash),
             ).fetchone()
         return SubmissionResult.model_validate_json(row[0]) if row else None
 
@@ -167,7 +207,7 @@ class Store:
         with self._lock:
             self._db.execute(
                 "INSERT INTO overrides (lab, student, criterion, submission_hash, decision, at) VALUES (?,?,?,?,?,?)",
-                (lab, student, criterion, submission_hash, payload, now().isoformat()),
+                (lab, _text(student), criterion, submission_hash, payload, now().isoformat()),
             )
 
     def overrides(self, lab: str, student: str) -> dict[str, tuple[str, Override]]:
@@ -175,7 +215,7 @@ class Store:
         with self._lock:
             rows = self._db.execute(
                 "SELECT criterion, submission_hash, decision FROM overrides WHERE lab=? AND student=? ORDER BY id",
-                (lab, student),
+                (lab, _text(student)),
             ).fetchall()
         current: dict[str, tuple[str, Override]] = {}
         for criterion, sha, payload in rows:
@@ -188,6 +228,6 @@ class Store:
     def latest_of(self, lab: str, student: str) -> SubmissionResult | None:
         with self._lock:
             row = self._db.execute(
-                "SELECT result FROM results WHERE lab=? AND student=? ORDER BY id DESC LIMIT 1", (lab, student)
+                "SELECT result FROM results WHERE lab=? AND student=? ORDER BY id DESC LIMIT 1", (lab, _text(student))
             ).fetchone()
         return SubmissionResult.model_validate_json(row[0]) if row else None

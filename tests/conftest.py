@@ -13,7 +13,9 @@ import pytest
 sys.path.insert(0, str(Path(__file__).parent / "fixtures"))
 
 from make_course import SOLUTION, notebook  # noqa: E402
+from page_checks import BAD_SHAPE, HOSTILE  # noqa: E402
 
+from autograder.feedback import write_feedback  # noqa: E402
 from autograder.intake import discover  # noqa: E402
 from autograder.lab import load_lab  # noqa: E402
 from autograder.pipeline import Grader, Options  # noqa: E402
@@ -115,3 +117,31 @@ def graded_cohort(tmp_path_factory):
     yield get
     for _, store in cache.values():
         store.close()
+
+
+# --- pages: the feedback and cohort report tests, and the hostile payloads in tests/hostile/ ---------------------
+
+
+@pytest.fixture(scope="session")
+def toy_pages(tmp_path_factory):
+    """(results, {file name: text}, out folder) for two toy students graded once on the local backend."""
+    tmp = tmp_path_factory.mktemp("feedback-toy")
+    root = tmp / "course"
+    shutil.copytree(FIXTURE_COURSE, root)
+    folder = tmp / "submissions"
+    folder.mkdir()
+    nbformat.write(notebook(HOSTILE), folder / "hostile.ipynb")
+    nbformat.write(notebook(BAD_SHAPE), folder / "badshape.ipynb")
+    lab = load_lab("toy", root)
+    store = Store(tmp / "db" / "grades.db")
+    grader = Grader(lab, store, get_backend("local"), Options(jobs=2, scratch=tmp))
+    results = {r.student: r for r in grader.grade_all(discover(folder))}
+    out = tmp / "feedback"
+    written = write_feedback(lab, store, out)
+    yield results, {p.name: p.read_text(encoding="utf-8") for p in written}, out
+    store.close()
+
+
+@pytest.fixture(scope="module")
+def lab1():
+    return load_lab("lab1-mlp", REPO)

@@ -9,6 +9,7 @@ import textwrap
 from pathlib import Path
 
 import nbformat
+import numpy as np
 import pytest
 from make_course import notebook
 from nbformat.v4 import new_code_cell, new_markdown_cell, new_notebook, new_output
@@ -231,9 +232,11 @@ def test_runtime_never_reads_the_students_own_metadata(lab):
 
 # --- model-size -----------------------------------------------------------------------------
 
-def with_model(parameters=1000, trainable=900, size=4096, **report) -> ProbeData:
+def with_model(parameters=1000, trainable=900, size=4096, stored=None, saved=None, complete=True,
+               **report) -> ProbeData:
     return ProbeData(ProbeReport(status="ok", exports={"model": "ok"}, models={"model": ModelStats(
-        parameters=parameters, trainable=trainable, bytes=size)}, **report))
+        parameters=parameters, trainable=trainable, bytes=size, stored=stored, saved_bytes=saved,
+        stored_complete=complete)}, **report))
 
 
 @pytest.fixture
@@ -247,7 +250,8 @@ def test_model_size_by_parameters_and_bytes(model_lab):
     ok = criterion(kind="model-size", max_parameters=1000).check(evidence(model_lab, probes=with_model()))
     assert (ok.status, ok.value, ok.threshold) == ("pass", 1000, 1000)
     assert ok.message == "`model` has 1,000 parameters (4 KiB saved); at most 1,000 parameters allowed."
-    assert ok.details == {"parameters": 1000, "trainable": 900, "bytes": 4096}
+    assert {k: ok.details[k] for k in ("parameters", "trainable", "bytes")} == {
+        "parameters": 1000, "trainable": 900, "bytes": 4096}
     big = criterion(kind="model-size", max_parameters=999, max_bytes="2KiB").check(
         evidence(model_lab, probes=with_model()))
     assert big.status == "fail"
@@ -255,6 +259,31 @@ def test_model_size_by_parameters_and_bytes(model_lab):
                            "the 2 KiB allowed.")
     by_bytes = criterion(kind="model-size", max_bytes="2KiB").check(evidence(model_lab, probes=with_model()))
     assert (by_bytes.status, by_bytes.value, by_bytes.threshold) == ("fail", 4096, 2048)
+
+
+def test_model_size_counts_numbers_kept_outside_the_registered_parameters(model_lab):
+    """The sandbox's count of every number reachable from the export outranks the registered one."""
+    r = criterion(kind="model-size", max_parameters=1000).check(
+        evidence(model_lab, probes=with_model(parameters=0, stored=102_337)))
+    assert (r.status, r.value) == ("fail", 102_337)
+    assert "102,337 parameters (102,337 of them outside its registered parameters)" in r.message
+
+
+def test_model_size_is_bounded_by_the_saved_size_measured_on_the_host(model_lab):
+    """A count the student's process could forge is bounded by the pickle's size, measured outside it:
+    8 bytes per allowed parameter plus 256 KiB for code, unless the rubric says otherwise."""
+    spec = dict(kind="model-size", max_parameters=1000)
+    assert criterion(**spec).check(evidence(model_lab, probes=with_model(saved=270_000))).status == "pass"
+    over = criterion(**spec).check(evidence(model_lab, probes=with_model(parameters=0, stored=0, saved=300_000)))
+    assert over.status == "fail" and "a saved size of 293 KiB, more than the 264 KiB" in over.message
+    own = criterion(**spec, max_saved_bytes="100KiB").check(evidence(model_lab, probes=with_model(saved=200_000)))
+    assert own.status == "fail"
+
+
+def test_a_model_too_large_to_count_to_its_end_goes_to_review(model_lab):
+    r = criterion(kind="model-size", max_parameters=1000).check(
+        evidence(model_lab, probes=with_model(complete=False)))
+    assert r.status == "review" and "too many objects to count" in r.message
 
 
 def test_model_size_needs_a_bar_and_an_exported_name(model_lab):
@@ -314,13 +343,17 @@ def test_the_runner_measures_modules_and_sees_through_overrides():
     buffer = io.BytesIO()
     torch.save(torch.nn.Module.state_dict(honest), buffer)
     lazy = torch.nn.LazyLinear(3)  # its parameters have no size until a first forward pass
-    sizes = runner.model_sizes({"model": honest, "other": 3, "liar": Liar(), "lazy": lazy})
+    measure = runner._Measurer(np, None)
+    sizes = runner.model_sizes({"model": honest, "other": 3, "liar": Liar(), "lazy": lazy}, measure)
     linear, frozen, norm = 10 * 5 + 5, 5 * 3 + 3, 3 + 3
+    running = 3 + 3 + 1 + 2  # batch norm's running mean, variance and batch count (buffers), eps and momentum
     assert sizes["model"] == {"parameters": linear + frozen + norm, "trainable": linear + 3 + norm,
-                              "bytes": len(buffer.getvalue())}
+                              "bytes": len(buffer.getvalue()), "stored": linear + frozen + norm + running,
+                              "stored_complete": True}
     assert set(sizes) == {"model"}
     tied = torch.nn.Linear(4, 4)
-    assert runner.model_sizes({"m": torch.nn.Sequential(tied, tied)})["m"]["parameters"] == 20
+    tied_sizes = runner.model_sizes({"m": torch.nn.Sequential(tied, tied)}, measure)["m"]
+    assert tied_sizes["parameters"] == tied_sizes["stored"] == 20
 
 
 def test_the_runner_leaves_out_a_module_that_breaks_while_measured(monkeypatch):
@@ -330,10 +363,31 @@ def test_the_runner_leaves_out_a_module_that_breaks_while_measured(monkeypatch):
     def refuse(*args, **kwargs):
         raise KeyboardInterrupt
 
+    measure = runner._Measurer(np, None)
     monkeypatch.setattr(torch, "save", refuse)
-    assert runner.model_sizes({"model": torch.nn.Linear(2, 2)}) == {}
+    assert runner.model_sizes({"model": torch.nn.Linear(2, 2)}, measure) == {}
     monkeypatch.setitem(sys.modules, "torch", None)
-    assert runner.model_sizes({"model": object()}) == {}
+    assert runner.model_sizes({"model": object()}, measure) == {}
+
+
+def test_the_runner_counts_what_is_kept_outside_the_registered_parameters_with_tools_taken_first(monkeypatch):
+    """Unregistered modules, tensors in closures and arrays in a by-value class's attributes are
+    counted; patching torch's and numpy's methods after the tools were taken changes nothing."""
+    torch = pytest.importorskip("torch")
+    runner = runner_module()
+    measure = runner._Measurer(np, None)
+    weights = np.zeros((30, 30), np.float32)
+
+    class Sneaky(torch.nn.Module):
+        table = np.ones(50)  # a class attribute: this class is not importable, so it is walked
+
+        def __init__(self):
+            super().__init__()
+            self.__dict__["net"] = torch.nn.Linear(10, 10)  # unregistered: 110 numbers
+            self.closure = lambda x: x @ weights  # 900 numbers in a closure cell
+
+    monkeypatch.setattr(torch.Tensor, "numel", lambda self: 0)
+    assert measure.stored(Sneaky())["stored"] == 110 + 900 + 50
 
 
 # --- required-output ------------------------------------------------------------------------

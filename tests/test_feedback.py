@@ -1,105 +1,39 @@
-"""Feedback pages: what a student reads, from real graded results; hostile output stays text, and
-nothing hidden (hidden tests' names and messages, the TA's details, hidden splits) gets through."""
+"""Feedback pages: what a student reads, from real graded results; nothing hidden (hidden tests' names and
+messages, the TA's details, hidden splits) gets through. Hostile output staying text: tests/hostile/."""
 
 from __future__ import annotations
 
 import base64
 import json
 import re
-import shutil
 from html import unescape
-from html.parser import HTMLParser
 
 import nbformat
 import numpy as np
 import pytest
-from conftest import FIXTURE_COURSE, REPO
-from make_course import notebook
-from markdown_it import MarkdownIt
+from conftest import REPO
+from page_checks import assert_inert, markdown, recorded
 
-from autograder.decisions import override
 from autograder.errors import UserError
 from autograder.feedback import (
     confusion_criterion,
     curves_figure,
     failure,
     file_stems,
-    md_code,
     md_text,
     read_history,
     write_feedback,
 )
-from autograder.intake import discover
 from autograder.lab import load_lab
-from autograder.pipeline import Grader, Options
-from autograder.results import CriterionResult, ExecutionResult, SubmissionResult
-from autograder.sandbox import get_backend
-from autograder.store import Store
+from autograder.results import ExecutionResult, SubmissionResult
 
-PAYLOAD = "<script>document.title='PWNED'</script><img src=x onerror=alert(1)>"
-ANSI = "\x1b[31m red \x1b]0;title\x07 ```"
-# A notebook that prints the payload and dies with it (and terminal escapes, and a Markdown fence) in its error.
-HOSTILE = f"""print({PAYLOAD!r})
-def predict(X):
-    return X
-raise ValueError({PAYLOAD!r} + {ANSI!r})
-"""
-# Runs, but its predict fails the toy lab's hidden test, whose name and message are not public.
-BAD_SHAPE = "import numpy as np\ndef predict(X):\n    return np.zeros((len(X), 2))"
+# BAD_SHAPE (page_checks) runs, but its predict fails the toy lab's hidden test, whose name and message are not
+# public.
 HIDDEN_TEST = "test_predicts_one_label_per_input"
 HIDDEN_MESSAGE = "predict returned shape"
 
 
-def markdown(text: str) -> str:
-    """Markdown as CommonMark renders it, raw HTML allowed: what an LMS that trusts Markdown would show."""
-    return MarkdownIt("commonmark", {"html": True}).enable("table").render(text)
-
-
-class Tags(HTMLParser):
-    """Every element of a document, with its attributes."""
-
-    def __init__(self, text: str):
-        super().__init__()
-        self.tags: list[tuple[str, dict]] = []
-        self.feed(text)
-
-    def handle_starttag(self, tag, attrs):
-        self.tags.append((tag, dict(attrs)))
-
-    def names(self) -> set[str]:
-        return {t for t, _ in self.tags}
-
-    def handlers(self) -> list[str]:
-        return [k for _, attrs in self.tags for k in attrs if k.startswith("on")]
-
-
-def assert_inert(html: str) -> None:
-    """No element the payload could have made: no script, no event handler, no image but inline PNGs."""
-    tags = Tags(html)
-    assert "script" not in tags.names()
-    assert tags.handlers() == []
-    assert all(a.get("src", "").startswith("data:image/png;base64,") for t, a in tags.tags if t == "img")
-    assert "\x1b" not in html and "\x07" not in html
-
-
 # --- pieces, without grading --------------------------------------------------------------------------------
-
-
-def test_markdown_text_is_never_markup():
-    text = PAYLOAD + " *bold* [link](javascript:alert(1)) `code` <b>b</b> & " + ANSI + "\n# heading"
-    md = md_text(text)
-    rendered = markdown(md)
-    assert_inert(rendered)
-    assert Tags(rendered).names() == {"p"}  # no emphasis, link, code, heading or raw tag: one paragraph of text
-    assert "&lt;script&gt;document.title=" in rendered and "javascript:alert(1)" in rendered  # kept, as text
-
-
-def test_a_code_block_holds_any_text_whole():
-    text = "before\n```\n" + PAYLOAD + "\n````\n~~~\nafter"
-    tokens = MarkdownIt("commonmark", {"html": True}).parse(md_code(text + ANSI))
-    assert [t.type for t in tokens] == ["fence"]
-    assert tokens[0].content == text + " red  ```\n"  # terminal escapes dropped
-    assert_inert(markdown(md_code(text)))
 
 
 def test_file_stems_are_safe_distinct_and_leave_the_index_alone():
@@ -148,43 +82,6 @@ def test_the_confusion_matrix_only_where_the_lab_allows_it(course):
     assert confusion_criterion(load_lab("toy", course)) is None  # classes, but no public val split
 
 
-def recorded(store: Store, student: str = "ana") -> SubmissionResult:
-    result = SubmissionResult(
-        lab="toy", student=student, submission_hash="abc", lab_version="1+x", rubric_hash="r1", verdict="U",
-        criteria=[
-            CriterionResult(id="test-accuracy", kind="accuracy", status="pass", value=0.93, threshold=0.9,
-                            message="Accuracy on the hidden test set is 0.930.", advice="Nothing to do."),
-            CriterionResult(id="reflection", kind="reflection", status="fail", value=12, threshold=30,
-                            message="Too short (12 words).", advice="Write at least 30 words.",
-                            details={"text": "SECRET-EVIDENCE " + PAYLOAD}),
-        ],
-        execution=ExecutionResult(status="ok", duration_s=2.5, peak_memory_mb=300.4, device="cuda",
-                                  peak_gpu_memory_mb=812.0),
-        metrics={"hidden_metric": 0.5}, notes=["A note: " + PAYLOAD],
-    )
-    store.record(result)
-    return result
-
-
-def test_a_teachers_decision_shows_who_when_and_why_escaped(course, store, tmp_path):
-    recorded(store)
-    override(store, "toy", "ana", "reflection", "pass", "Short, but " + PAYLOAD, by="ta<img src=y onerror=alert(2)>")
-    write_feedback(load_lab("toy", course), store, tmp_path / "out")
-    html = (tmp_path / "out" / "ana.html").read_text()
-    md = (tmp_path / "out" / "ana.md").read_text()
-    assert_inert(html)
-    assert_inert(markdown(md))
-    decided = store.latest_of("toy", "ana").criteria[1].override
-    for text in (html, markdown(md)):
-        assert "Decided by a teacher: met (the grader said not met), by ta&lt;img src=y onerror=alert(2)&gt; on " \
-               f"{decided.at:%Y-%m-%d %H:%M} UTC: Short, but &lt;script&gt;" in text.replace("&#x27;", "'")
-        assert "Verdict: G" in text and "every required criterion is met" in text
-        assert "A note: &lt;script&gt;" in text  # notes shown
-        assert "SECRET-EVIDENCE" not in text and "hidden_metric" not in text  # the TA's evidence is not
-        assert "Not available" in text  # no probe artifacts: no training history
-        assert "812 MB" in text and "cuda" in text and "300 MB" in text
-
-
 def test_write_feedback_says_what_is_missing(course, store, tmp_path):
     lab = load_lab("toy", course)
     with pytest.raises(UserError, match="no results for lab 'toy'"):
@@ -200,55 +97,7 @@ def test_write_feedback_says_what_is_missing(course, store, tmp_path):
     assert f'href="{page.name}"' in (tmp_path / "out" / "index.html").read_text()  # the student, not the index
 
 
-# --- the toy course: a hostile notebook and a hidden test -----------------------------------------------------
-
-
-@pytest.fixture(scope="module")
-def toy_pages(tmp_path_factory):
-    """(results, {file name: text}, out folder) for two toy students graded once on the local backend."""
-    tmp = tmp_path_factory.mktemp("feedback-toy")
-    root = tmp / "course"
-    shutil.copytree(FIXTURE_COURSE, root)
-    folder = tmp / "submissions"
-    folder.mkdir()
-    nbformat.write(notebook(HOSTILE), folder / "hostile.ipynb")
-    nbformat.write(notebook(BAD_SHAPE), folder / "badshape.ipynb")
-    lab = load_lab("toy", root)
-    store = Store(tmp / "db" / "grades.db")
-    grader = Grader(lab, store, get_backend("local"), Options(jobs=2, scratch=tmp))
-    results = {r.student: r for r in grader.grade_all(discover(folder))}
-    out = tmp / "feedback"
-    written = write_feedback(lab, store, out)
-    yield results, {p.name: p.read_text(encoding="utf-8") for p in written}, out
-    store.close()
-
-
-@pytest.mark.slow
-def test_hostile_output_is_text_on_the_page(toy_pages):
-    results, pages, _ = toy_pages
-    assert results["hostile"].execution.status == "error"
-    html = pages["hostile.html"]
-    assert_inert(html)
-    assert "&lt;script&gt;document.title=&#x27;PWNED&#x27;&lt;/script&gt;&lt;img src=x onerror=alert(1)&gt;" in html
-    stopped = html[html.index("Where the notebook stopped"):]
-    assert "<strong>Cell 4</strong>" in stopped
-    traceback = re.search(r"<pre>(.*?)</pre>", stopped, re.S).group(1)
-    assert "Traceback (most recent call last)" in traceback and "ValueError" in traceback
-    assert " red  ```" in traceback  # escapes stripped, the rest kept
-
-
-@pytest.mark.slow
-def test_hostile_output_is_text_in_the_markdown(toy_pages):
-    _, pages, _ = toy_pages
-    md = pages["hostile.md"]
-    assert "\x1b" not in md and "\x07" not in md
-    rendered = markdown(md)
-    assert_inert(rendered)
-    assert "&lt;script&gt;document.title=" in rendered
-    # The traceback is one code block from its first line to its last, whatever fences it holds.
-    fences = [t for t in MarkdownIt("commonmark").parse(md) if t.type == "fence"]
-    assert len(fences) == 1
-    assert fences[0].content.startswith("----") and fences[0].content.rstrip().endswith("```")
+# --- the toy course (`toy_pages` in conftest.py): a hidden test ----------------------------------------------
 
 
 @pytest.mark.slow
@@ -261,21 +110,6 @@ def test_hidden_tests_are_counted_not_named(toy_pages):
     assert "2 hidden tests: 1 passed" in pages["badshape.html"] and "2 hidden tests: 1 passed" in pages["badshape.md"]
     index = pages["index.html"]
     assert 'href="badshape.html"' in index and 'href="hostile.html"' in index
-
-
-@pytest.mark.slow
-def test_the_page_renders_in_a_browser_without_running_the_payload(toy_pages, tmp_path):
-    browser = pytest.importorskip("browser")
-    if browser.chromium() is None:
-        pytest.skip("chromium is not installed")
-    _, _, out = toy_pages
-    shot = tmp_path / "hostile.png"
-    rendered = browser.render(out / "hostile.html", shot)
-    assert rendered.errors == [], rendered.console
-    assert shot.stat().st_size > 0
-    assert "<title>toy: hostile</title>" in rendered.dom and "PWNED</title>" not in rendered.dom
-    assert_inert(rendered.dom)
-    assert "&lt;img src=x onerror=alert(1)&gt;" in rendered.dom  # on the page, as text
 
 
 # --- lab1-mlp: a real cohort --------------------------------------------------------------------------------

@@ -32,7 +32,9 @@ EXPECTED = {
     },
     "lab3-autoencoder": {
         "good": set(), "edited_plotting": set(), "overfit": {"generalization-gap"},
-        "underfit": {"test-reconstruction"}, "big_latent": {"latent-size"}, "crash": {"runs"},
+        # A code over the limit cannot pass to the decoder's sandbox, so nothing is reconstructed from it either.
+        "underfit": {"test-reconstruction"}, "crash": {"runs"},
+        "big_latent": {"latent-size", "test-reconstruction", "generalization-gap", "hidden-tests"},
         "no_reflection": {"reflection"}, "off_topic": {"reflection"},
     },
 }
@@ -79,6 +81,7 @@ def test_the_reasons_read_as_intended(cohort):
         assert results["good"].probes.probes["layers"].status == "ok"  # the hidden probe imported cnn.py
     else:
         assert "128 numbers per input, more than the 32 allowed" in by["big_latent"]["latent-size"].message
+        assert "at most 32 may pass to the decoder" in by["big_latent"]["test-reconstruction"].message
         assert by["good"]["reconstructions-figure"].status == "pass"
         # The provided plotting.py the student edited (it saved to a path of their own laptop) was replaced.
         assert results["edited_plotting"].execution.status == "ok"

@@ -7,21 +7,9 @@ import json
 import nbformat
 import psutil
 import pytest
-
-from autograder.notebooks import load_notebook
+from graded import GOOD_PREDICT, by_id, executed_notebook
 
 pytestmark = pytest.mark.slow
-
-GOOD_PREDICT = "def predict(X):\n    return (X[:, 0] > 0).astype(int)\n"
-
-
-def by_id(result):
-    return {c.id: c for c in result.criteria}
-
-
-def executed_notebook(store):
-    """The one executed notebook a test's store holds, parsed as the host parses it."""
-    return load_notebook(next(store.artifacts_root.rglob("executed.ipynb")))
 
 
 def test_cohort_gets_a_verdict_with_reasons_each(submissions, grade):
@@ -201,7 +189,9 @@ def test_execution_sandbox_sees_no_staff_files_or_host_environment(submissions, 
     assert seen["env"]["CUDA_VISIBLE_DEVICES"] == ""
 
 
-def test_probe_sandbox_sees_inputs_but_never_labels(submissions, grade, monkeypatch):
+def test_probe_sandbox_holds_no_inputs_labels_or_probes(submissions, grade, monkeypatch):
+    """The student's objects see only what a call sends them. The spy raises on the first call, on
+    the hidden split (the toy lab lists it first): the student reads the type only, staff the text."""
     monkeypatch.setenv("AUTOGRADER_TEST_SECRET", "hunter2")
     spy = (
         "def predict(X):\n"
@@ -213,11 +203,11 @@ def test_probe_sandbox_sees_inputs_but_never_labels(submissions, grade, monkeypa
     )
     submissions("spy", spy)
     r = grade(submissions.folder)["spy"]
-    message = by_id(r)["test-accuracy"].message
-    files, arrays, env = eval(message.split("RuntimeError: ", 1)[1])  # noqa: S307 - our own test's output
-    assert set(files) <= {".job.json", "probes/probes_0.py", "exports/predict.pkl", "inputs/test.npy",
-                          "inputs/train.npy"}
-    assert arrays == {"inputs/test.npy": [200, 2], "inputs/train.npy": [100, 2]}  # X only: no labels
+    assert by_id(r)["test-accuracy"].message == "Evaluating your exported objects failed: your code raised RuntimeError"
+    detail = r.probes.probes["scores"].detail
+    files, arrays, env = eval(detail.split("RuntimeError: ", 1)[1])  # noqa: S307 - our own test's output
+    assert set(files) <= {".job.json", "exports/predict.pkl"}
+    assert arrays == {}
     blob = repr(env)
     for secret in ("hunter2", "AUTOGRADER", "reference", "rubrics", "test_hidden"):
         assert secret not in blob, secret

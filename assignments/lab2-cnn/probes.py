@@ -1,15 +1,18 @@
 """Public probes of lab2-cnn: turn your exports and your `cnn.py` into plain arrays.
 
-They run at grading and in your self-check (`autograder check`), inside the probe sandbox next to your
-objects, and import only numpy and torch (and your `cnn` module). Hidden probes (grading only) call
-your layers on inputs you never see, with other shapes, strides and paddings. A missing export
-raises KeyError, which the harness reports to you.
+They run at grading and in your self-check (`autograder check`). Your objects and your `cnn` module
+live in a sandbox of their own: `exports["model"]` and `exports.module("cnn")` are handles to them
+there, and each call sends its arrays there and brings back plain numbers (autograder.probing).
+Hidden probes (grading only) call your layers on inputs you never see, with other shapes, strides
+and paddings. A missing export raises KeyError, which the harness reports to you.
 """
 
 from __future__ import annotations
 
 import numpy as np
 import torch
+
+from autograder.probing import is_instance
 
 HISTORY_KEYS = ("train_accuracy", "val_accuracy")
 BATCH = 500  # images per forward pass: keeps memory small whatever the split's size
@@ -35,24 +38,23 @@ def layer_cases(cases=CASES, seed=LAYERS_SEED):
             for name, fn, shapes, kwargs in cases]
 
 
-def run_layers(cases) -> dict[str, np.ndarray]:
-    """Call the student's `cnn` functions on each case: `<name>` holds the output as float64, or
-    `<name>__error` the error as text, so that one failing case does not hide the others."""
-    import cnn  # the student's module, importable only inside the sandbox
-
+def run_layers(cnn, cases) -> dict[str, np.ndarray]:
+    """Call the student's `cnn` functions (a handle to the module in the sandbox) on each case:
+    `<name>` holds the output as float64, or `<name>__error` the error as text, so that one failing
+    case does not hide the others."""
     out = {}
     for name, fn, arrays, kwargs in cases:
         try:
-            result = getattr(cnn, fn)(*(a.copy() for a in arrays.values()), **kwargs)
+            result = getattr(cnn, fn)(*arrays.values(), **kwargs)
             out[name] = np.array(result, dtype=np.float64)
         except Exception as exc:  # noqa: BLE001 - the message goes back to the student
-            out[f"{name}__error"] = np.array(f"{type(exc).__name__}: {exc}"[:500])
+            out[f"{name}__error"] = np.array(str(exc)[:500])
     return out
 
 
-def probe_layers_public(exports: dict, inputs: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
+def probe_layers_public(exports, inputs: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
     """Your conv2d, max_pool2d, relu and dense on the public cases above."""
-    return run_layers(layer_cases())
+    return run_layers(exports.module("cnn"), layer_cases())
 
 
 def probe_scores(exports: dict, inputs: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
@@ -62,15 +64,14 @@ def probe_scores(exports: dict, inputs: dict[str, np.ndarray]) -> dict[str, np.n
     as the notebook's `load_split` gives them.
     """
     model = exports["model"]
-    if isinstance(model, torch.nn.Module):
+    if is_instance(model, "torch.nn.Module"):
         model = model.to("cpu").eval()  # dropout and batch-norm statistics off, as when deployed
     scores = {}
-    with torch.no_grad():
-        for split, X in inputs.items():
-            images = np.asarray(X, dtype=np.float32)[:, None] / 255.0
-            parts = [torch.as_tensor(model(torch.from_numpy(images[i : i + BATCH]))).detach().cpu().float()
-                     for i in range(0, len(images), BATCH)]
-            scores[split] = torch.cat(parts).numpy() if parts else np.zeros((0, 0), np.float32)
+    for split, X in inputs.items():
+        images = np.asarray(X, dtype=np.float32)[:, None] / 255.0
+        parts = [torch.as_tensor(model(torch.from_numpy(images[i : i + BATCH]))).detach().cpu().float()
+                 for i in range(0, len(images), BATCH)]
+        scores[split] = torch.cat(parts).numpy() if parts else np.zeros((0, 0), np.float32)
     return scores
 
 

@@ -1,8 +1,12 @@
 """Public probes of lab3-autoencoder: turn the exported model and history into plain arrays.
 
-They run at grading and in your self-check (`autograder check`), inside the probe sandbox next to your
-objects, and import only numpy and torch. Hidden probes (grading only) add checks on images you never
-see. A missing export raises KeyError, which the harness reports to you.
+They run at grading and in your self-check (`autograder check`). Your objects live in a sandbox of
+their own: `exports["model"]` is a handle to your model there, and each call sends its arrays there
+and brings back plain numbers (autograder.probing). The reconstructions are made in two steps, in two
+separate sandboxes: `model.encode` sees the images and its codes (at most LATENT_MAX numbers per
+image) are all that `model.decode`, in a fresh sandbox that never saw the images, gets. So only the
+latent code can carry an image to its reconstruction. Hidden probes (grading only) add checks on
+images you never see. A missing export raises KeyError, which the harness reports to you.
 
 Every split's images X are uint8 arrays (n, 28, 28); the model sees them as the notebook's load_split
 gives them: float32 (n, 1, 28, 28) with pixel values in [0, 1].
@@ -13,8 +17,11 @@ from __future__ import annotations
 import numpy as np
 import torch
 
+from autograder.probing import check_codes, is_instance, steps
+
 HISTORY_KEYS = ("train_mse", "val_mse")
 BATCH = 250  # images per forward pass: bounds the memory a large model needs
+LATENT_MAX = 32  # numbers per image that may pass from the encoder to the decoder (the rubric's bar)
 
 
 def model_input(X: np.ndarray) -> torch.Tensor:
@@ -23,10 +30,10 @@ def model_input(X: np.ndarray) -> torch.Tensor:
     return x.reshape(len(x), 1, 28, 28)
 
 
-def eval_model(exports: dict):
+def eval_model(exports):
     """`model` on the CPU in eval mode (dropout and batch-norm statistics off, as when deployed)."""
     model = exports["model"]
-    if isinstance(model, torch.nn.Module):
+    if is_instance(model, "torch.nn.Module"):
         model = model.to("cpu").eval()
     return model
 
@@ -38,30 +45,47 @@ def as_array(out) -> np.ndarray:
     return np.asarray(out, dtype=np.float32)
 
 
-def batched(fn, X: np.ndarray) -> np.ndarray:
-    """fn applied to the model inputs of X in batches, outputs stacked along the first dimension."""
-    with torch.no_grad():
-        parts = [as_array(fn(model_input(X[start:start + BATCH]))) for start in range(0, len(X), BATCH)]
+def batched(fn, X: np.ndarray, prepare=model_input) -> np.ndarray:
+    """fn applied to prepare(X) in batches, outputs stacked along the first dimension."""
+    parts = [as_array(fn(prepare(X[start:start + BATCH]))) for start in range(0, len(X), BATCH)]
     return np.concatenate(parts) if parts else np.zeros((0, 28, 28), dtype=np.float32)
 
 
-def probe_reconstructions(exports: dict, inputs: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
-    """model(x) for every split, pixel values in [0, 1]: float32 (n, 28, 28) like the images X.
-
-    The channel axis of an (n, 1, 28, 28) output is dropped so that the mean squared error compares
-    each reconstruction with its image; any other shape is kept as it is, and the rubric reports it.
-    """
+def encode(exports, inputs: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
+    """Step 1, in the sandbox that sees the images: per split, the codes as float32 (n, k), k at most
+    LATENT_MAX, finite, and the shape of one code as model.encode gave it (`<split>_shape`)."""
     model = eval_model(exports)
     out = {}
     for split, X in inputs.items():
-        rec = batched(model, X)
+        z = batched(model.encode, X)
+        out[split] = check_codes(z, len(X), LATENT_MAX, "model.encode(x)")
+        out[f"{split}_shape"] = np.array(z.shape[1:], dtype=np.int64)
+    return out
+
+
+def decode(exports, codes: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
+    """Step 2, in a fresh sandbox that never saw the images: model.decode of the codes, pixel values in
+    [0, 1], float32 (n, 28, 28) like the images X. The channel axis of an (n, 1, 28, 28) output is
+    dropped so that the mean squared error compares each reconstruction with its image; any other
+    shape is kept as it is, and the rubric reports it."""
+    model = eval_model(exports)
+    out = {}
+    for split, z in codes.items():
+        if split.endswith("_shape"):
+            continue
+        shape = tuple(int(d) for d in codes[f"{split}_shape"])
+        rec = batched(model.decode, z, lambda part, shape=shape: torch.from_numpy(part.reshape(len(part), *shape)))
         if rec.ndim == 4 and rec.shape[1:] == (1, 28, 28):
             rec = rec[:, 0]
         out[split] = rec
     return out
 
 
-def probe_latent(exports: dict, inputs: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
+# model.decode(model.encode(x)) for every split, encoder and decoder in separate sandboxes.
+probe_reconstructions = steps(encode, decode)
+
+
+def probe_latent(exports, inputs: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
     """model.encode(x) for every split, one flattened row per image: float32 (n, numbers per code)."""
     model = eval_model(exports)
     out = {}

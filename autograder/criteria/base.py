@@ -57,10 +57,11 @@ BORDERLINE = "just past the bar, within the rubric's review margin: a teacher wi
 class EvidenceMissing(Exception):
     """What a criterion needs was not produced; `student` says whose doing that was."""
 
-    def __init__(self, message: str, student: bool) -> None:
+    def __init__(self, message: str, student: bool, detail: str = "") -> None:
         super().__init__(message)
         self.message = message
         self.student = student
+        self.detail = detail  # the whole text, for staff, where the message holds back what was hidden
 
 
 @dataclass
@@ -84,7 +85,8 @@ class ProbeData:
         status = report.probes.get(probe)
         if status is None:
             raise EvidenceMissing(f"the lab has no probe named {probe!r}", student=False)
-        raise EvidenceMissing(f"evaluating your exported objects failed: {status.error}", student=True)
+        raise EvidenceMissing(f"evaluating your exported objects failed: {status.error}", student=True,
+                              detail=status.detail if status.detail != status.error else "")
 
 
 @dataclass
@@ -147,6 +149,8 @@ class Criterion(ABC):
                 ran = evidence.execution is not None and evidence.execution.status == "ok"
                 # Upstream failures (the notebook stopped) are reported once, by notebook-runs.
                 result = self.result("fail" if ran else "skipped", _sentence(missing.message))
+            if missing.detail:  # staff only: details never reach a student's page or export
+                result.details["staff_detail"] = missing.detail
         if result.status == "fail" and self.spec.on_fail == "review":
             result.status = "review"
             result.details.setdefault("failed", True)  # the rubric sends this failure to a human

@@ -1,10 +1,14 @@
-"""The in-sandbox runner: executes a notebook with papermill, or runs the lab's probes.
+"""The in-sandbox runner: executes a notebook with papermill, or serves the exported objects to the probes.
 
 It runs inside the sandbox next to untrusted code, so it imports only the standard library and
 what the sandbox image has (papermill, nbformat, numpy, cloudpickle), never `autograder`. It
 reports to the host on a pipe (`--report-fd`) that the notebook's kernel does not inherit: one
 line of JSON, then, for an execution, the executed notebook as papermill holds it in memory.
 Everything it leaves in the work dir is the student's to tamper with, and the host treats it so.
+
+In the probe stage it holds the student's objects and nothing of the judge's: the probes run on
+the host, which sends each call here over a Unix socket (`channel` in the job) and reads back data
+(see "the wire" below). Once the exports are unpickled this whole process is the student's.
 
     python runner.py JOB.json --report-fd N     (the local backend passes a pipe)
     python runner.py JOB.json --report-stdout   (in a container: stdout is the report channel)
@@ -269,22 +273,294 @@ def run_execute(job: dict) -> dict:
     return report
 
 
-# --- probe ---------------------------------------------------------------------------------
+# --- the wire: data only, checked from its header --------------------------------------------
+# One message is a 4-byte big-endian length, a JSON header {"msg": TREE, "blobs": [[dtype, shape], ...]},
+# then each blob's raw bytes, exactly as many as its dtype and shape say. In TREE a dict is
+# {"$d": [[key, value], ...]}, a tuple {"$t": [...]}, a slice {"$s": [start, stop, step]}, an array
+# {"$a": i} (blob i; "torch": true when it was a tensor), a remote object {"$r": id, "type": name}.
+# Both ends read a message only after checking its header against caps, so a peer that lies or
+# floods costs the reader at most the caps.
 
-def run_probe(job: dict) -> dict:
-    import cloudpickle
+WIRE_HEADER_CAP = 4 * 1024**2
+WIRE_BLOBS_CAP = 4096
+WIRE_DEPTH_CAP = 32
+WIRE_ITEMS_CAP = 1_000_000  # list items, dict entries and string characters in one message
+ARRAY_KINDS = "biuf"  # bool, ints, unsigned ints, floats: nothing that could hold an object
+
+
+class WireError(Exception):
+    """A message that breaks the protocol or a cap; the reader stops talking to that peer."""
+
+
+def _recv_exact(sock, n: int) -> bytes:
+    buf = bytearray(n)
+    view = memoryview(buf)
+    got = 0
+    while got < n:
+        k = sock.recv_into(view[got:], n - got)
+        if k == 0:
+            raise EOFError("the other end closed the channel")
+        got += k
+    return bytes(buf) if n < 1024 else buf
+
+
+def check_array_header(dtype_str, shape, max_bytes: int):
+    """(numpy dtype, nbytes) for a declared array, or WireError: a numeric dtype from the allow-list,
+    a plain shape, and at most `max_bytes` once unpacked. Nothing is allocated before this passes."""
     import numpy as np
 
+    if not isinstance(dtype_str, str) or len(dtype_str) > 8:
+        raise WireError("an array's dtype is malformed")
+    try:
+        dtype = np.dtype(dtype_str)
+    except TypeError as exc:
+        raise WireError(f"an array's dtype {dtype_str!r} is not understood") from exc
+    if dtype.kind not in ARRAY_KINDS or dtype.fields is not None or dtype.subdtype is not None:
+        raise WireError(f"an array of dtype {dtype_str!r} is not plain numbers")
+    if (not isinstance(shape, list) or len(shape) > 32
+            or not all(type(d) is int and 0 <= d < 2**40 for d in shape)):
+        raise WireError("an array's shape is malformed")
+    count = 1
+    for d in shape:
+        count *= d
+    nbytes = count * dtype.itemsize
+    if nbytes > max_bytes:
+        raise WireError(f"an array of shape {tuple(shape)} and dtype {dtype} holds {nbytes:,} bytes, more than "
+                        f"the {max_bytes:,} allowed")
+    return dtype, nbytes
+
+
+def send_message(sock, tree, blobs=()) -> None:
+    """Send one message; `blobs` are C-contiguous numpy arrays named by {"$a": i} in `tree`."""
+    header = json.dumps({"msg": tree, "blobs": [[a.dtype.str, list(a.shape)] for a in blobs]},
+                        allow_nan=True).encode()
+    if len(header) > WIRE_HEADER_CAP:
+        raise WireError(f"a message header of {len(header):,} bytes is over the cap")
+    sock.sendall(len(header).to_bytes(4, "big") + header)
+    for a in blobs:
+        if a.nbytes:
+            sock.sendall(memoryview(a).cast("B"))
+
+
+def recv_message(sock, max_array_bytes: int, max_total_bytes: int, check=None):
+    """(tree, arrays): one message, its header checked before any array is read. `check(dtype, shape,
+    max_bytes)` may replace the default header check (the host passes its own, stricter one)."""
+    import numpy as np
+
+    size = int.from_bytes(_recv_exact(sock, 4), "big")
+    if size > WIRE_HEADER_CAP:
+        raise WireError(f"a message header of {size:,} bytes is over the {WIRE_HEADER_CAP:,} cap")
+    try:
+        header = json.loads(bytes(_recv_exact(sock, size)))
+    except ValueError as exc:
+        raise WireError("a message header is not JSON") from exc
+    if not isinstance(header, dict) or not isinstance(header.get("blobs"), list):
+        raise WireError("a message header is malformed")
+    specs = header["blobs"]
+    if len(specs) > WIRE_BLOBS_CAP:
+        raise WireError(f"a message carries more than {WIRE_BLOBS_CAP} arrays")
+    checked, total = [], 0
+    for spec in specs:
+        if not isinstance(spec, list) or len(spec) != 2:
+            raise WireError("an array's header is malformed")
+        dtype, nbytes = (check or check_array_header)(spec[0], spec[1], max_array_bytes)
+        total += nbytes
+        if total > max_total_bytes:
+            raise WireError(f"a message carries more than {max_total_bytes:,} bytes of arrays")
+        checked.append((dtype, spec[1], nbytes))
+    arrays = []
+    for dtype, shape, nbytes in checked:
+        data = _recv_exact(sock, nbytes) if nbytes else b""
+        arrays.append(np.frombuffer(bytearray(data), dtype=dtype).reshape(shape))
+    return header.get("msg"), arrays
+
+
+# --- probe: the student's objects served as data ---------------------------------------------
+# The probes themselves never run here: they run on the host, and each call they make on an
+# exported object comes here as a message. This process holds the student's objects and nothing
+# of the judge's: no probe code, no input it was not sent, no report file. What it answers is
+# data (numbers, strings, arrays) or a reference to an object that stays here.
+
+SERVE_ARRAY_CAP = 512 * 1024**2  # one argument array the host may send
+SERVE_TOTAL_CAP = 1024**3
+RESULT_STR_CAP = 100_000
+
+
+class _Codec:
+    """Turns values into wire trees and back, on the student's side. Anything that is not plain
+    data stays here behind a reference number."""
+
+    def __init__(self, np) -> None:
+        self.np = np
+        self.objects: dict[int, object] = {}
+        self.next_ref = 1
+        self.torch = None
+
+    def ref(self, obj) -> dict:
+        ref = self.next_ref
+        self.next_ref += 1
+        self.objects[ref] = obj
+        cls = type(obj)
+        return {"$r": ref, "type": f"{getattr(cls, '__module__', '?')}.{getattr(cls, '__qualname__', '?')}"[:200]}
+
+    def encode(self, value, blobs: list, budget: list, depth: int = 0):
+        np, t = self.np, type(value)
+        if value is None or t in (bool, int, float):
+            return value
+        if t is str:
+            if len(value) > RESULT_STR_CAP:
+                raise ValueError(f"a string of {len(value):,} characters is too long to return")
+            budget[0] += len(value)
+            return value
+        if depth >= WIRE_DEPTH_CAP:
+            return self.ref(value)
+        if t in (list, tuple) or t is dict:
+            budget[0] += len(value)
+            if budget[0] > WIRE_ITEMS_CAP:
+                raise ValueError("the result holds too many items to return")
+            if t is dict:
+                return {"$d": [[self.encode(k, blobs, budget, depth + 1), self.encode(v, blobs, budget, depth + 1)]
+                               for k, v in value.items()]}
+            items = [self.encode(v, blobs, budget, depth + 1) for v in value]
+            return items if t is list else {"$t": items}
+        if issubclass(t, np.generic) and value.dtype.kind in ARRAY_KINDS:
+            return value.item()
+        if t is np.ndarray and value.dtype.kind in ARRAY_KINDS and value.dtype.fields is None:
+            blobs.append(np.ascontiguousarray(value))
+            return {"$a": len(blobs) - 1}
+        torch = sys.modules.get("torch")
+        if torch is not None and issubclass(t, torch.Tensor):
+            tensor = torch.Tensor.detach(value).cpu()
+            if tensor.dtype in (torch.bfloat16, torch.complex64, torch.complex128) or tensor.is_quantized:
+                tensor = tensor.float() if not tensor.is_complex() else tensor
+            array = tensor.numpy()
+            if array.dtype.kind in ARRAY_KINDS:
+                blobs.append(np.ascontiguousarray(array))
+                return {"$a": len(blobs) - 1, "torch": True}
+        return self.ref(value)
+
+    def decode(self, tree, arrays: list, depth: int = 0):
+        if depth > WIRE_DEPTH_CAP:
+            raise WireError("a message is nested too deeply")
+        if isinstance(tree, list):
+            return [self.decode(v, arrays, depth + 1) for v in tree]
+        if not isinstance(tree, dict):
+            return tree
+        if "$a" in tree:
+            array = arrays[tree["$a"]]
+            if tree.get("torch"):
+                import torch
+
+                return torch.from_numpy(array)
+            return array
+        if "$r" in tree:
+            return self.objects[tree["$r"]]
+        if "$t" in tree:
+            return tuple(self.decode(v, arrays, depth + 1) for v in tree["$t"])
+        if "$s" in tree:
+            return slice(*tree["$s"])
+        if "$d" in tree:
+            return {self.decode(k, arrays, depth + 1): self.decode(v, arrays, depth + 1) for k, v in tree["$d"]}
+        raise WireError("a message holds an unknown value")
+
+
+def run_probe(job: dict) -> dict:
+    """Load the exports, measure the models, then answer the host's calls until it says goodbye."""
+    import socket
+
+    import numpy as np
+
+    sock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+    sock.connect(job["channel"])  # before any of the student's code runs
     if job.get("gpu_memory_bytes"):
         cap_gpu_memory(job["gpu_memory_bytes"])
-    if job.get("modules_dir"):  # the student's modules: exports pickled by reference and probes import them
+    if job.get("modules_dir"):  # the student's modules: exports pickled by reference and probes use them
         sys.path.insert(0, os.path.abspath(job["modules_dir"]))
     folder = Path(job["exports_dir"])
+    if any(_holds(path, b"torch") for path in folder.glob("*.pkl")):
+        import torch  # noqa: F401 - imported before the student's code can replace what measuring uses
+    measure = _Measurer(np, job.get("modules_dir"))  # takes its tools before any student code runs
     if any(_holds(path, b"_load_from_bytes") for path in folder.glob("*.pkl")):
         _load_tensors_on_cpu_without_gpu()
+    exports, export_status = _load_exports(folder, job["exports"])
+    models = model_sizes(exports, measure)  # before the host calls anything of the student's on them
+    codec = _Codec(np)
+    send_message(sock, {"op": "ready", "exports": export_status, "models": models})
+    torch = sys.modules.get("torch")
+    if torch is not None:
+        torch.set_grad_enabled(False)  # probes evaluate; nothing here trains
+    calls = 0
+    while True:
+        try:
+            tree, arrays = recv_message(sock, SERVE_ARRAY_CAP, SERVE_TOTAL_CAP)
+        except EOFError:
+            break
+        if not isinstance(tree, dict) or tree.get("op") == "bye":
+            break
+        calls += 1
+        blobs: list = []
+        try:
+            reply = {"value": codec.encode(_serve_one(codec, exports, job, tree, arrays), blobs, [0])}
+        except BaseException as exc:  # noqa: BLE001 - the student's code may raise anything, SystemExit included
+            blobs = []
+            reply = {"error": {"type": _type_name(exc), "text": _text(exc)}}
+        for ref in tree.get("release", []):
+            codec.objects.pop(ref, None)
+        try:
+            send_message(sock, reply, blobs)
+        except WireError as exc:
+            send_message(sock, {"error": {"type": "ValueError", "text": str(exc)}})
+    sock.close()
+    return {"status": "ok", "calls": calls}
+
+
+def _serve_one(codec: _Codec, exports: dict, job: dict, tree: dict, arrays: list):
+    op = tree.get("op")
+    if op == "export":
+        return exports[tree["name"]]
+    if op == "module":
+        if tree["name"] not in job.get("modules", []):
+            raise ImportError(f"the probe may import only the lab's modules, not {tree['name']!r}")
+        return importlib.import_module(tree["name"])
+    obj = codec.decode(tree["ref"], arrays)
+    if op == "getattr":
+        return getattr(obj, tree["name"])
+    if op == "call":
+        args = codec.decode(tree.get("args", []), arrays)
+        kwargs = codec.decode(tree.get("kwargs", {"$d": []}), arrays)
+        fn = getattr(obj, tree["attr"]) if tree.get("attr") else obj
+        return fn(*args, **kwargs)
+    if op == "getitem":
+        return obj[codec.decode(tree["key"], arrays)]
+    if op == "len":
+        return int(len(obj))
+    if op == "isinstance":
+        module, _, qualname = tree["cls"].rpartition(".")
+        cls = sys.modules.get(module)
+        for part in qualname.split("."):
+            cls = getattr(cls, part, None)
+        return isinstance(cls, type) and issubclass(type(obj), cls)
+    raise WireError(f"unknown operation {op!r}")
+
+
+def _type_name(exc: BaseException) -> str:
+    name = getattr(type(exc), "__name__", "Exception")
+    return name if isinstance(name, str) else "Exception"
+
+
+def _text(exc: BaseException) -> str:
+    try:
+        return f"{exc}"[:ERROR_TEXT_CAP]
+    except BaseException:  # noqa: BLE001 - a __str__ that raises
+        return ""
+
+
+def _load_exports(folder: Path, names: list[str]) -> tuple[dict, dict[str, str]]:
+    import cloudpickle
+
     exports: dict = {}
     export_status: dict[str, str] = {}
-    for name in job["exports"]:
+    for name in names:
         path = folder / f"{name}.pkl"
         if not path.is_file():
             error = folder / f"{name}.error"
@@ -296,42 +572,14 @@ def run_probe(job: dict) -> dict:
                 exports[name] = cloudpickle.load(f)
             export_status[name] = "ok"
         except BaseException as exc:  # noqa: BLE001 - untrusted code may raise anything, SystemExit included
-            export_status[name] = f"could not be loaded: {type(exc).__name__}: {exc}"[:ERROR_TEXT_CAP]
-    models = model_sizes(exports)  # before the probes run anything of the student's on them
-    inputs = {p.stem: np.load(p, allow_pickle=False) for p in sorted(Path(job["inputs_dir"]).glob("*.npy"))}
-    out_dir = Path(job["outputs_dir"])
-    out_dir.mkdir(parents=True, exist_ok=True)
-    probes: dict[str, dict] = {}
-    files = job["probes"] if isinstance(job["probes"], list) else [job["probes"]]
-    found = []
-    for i, path in enumerate(files):  # staff code: an error here is the harness's, not the student's
-        spec = importlib.util.spec_from_file_location(f"autograder_probes_{i}", path)
-        module = importlib.util.module_from_spec(spec)
-        spec.loader.exec_module(module)
-        found += [(attr, getattr(module, attr)) for attr in sorted(vars(module))]
-    for attr, fn in found:
-        if not (attr.startswith("probe_") and callable(fn)):
-            continue
-        name = attr.removeprefix("probe_")
-        try:
-            result = fn(dict(exports), dict(inputs))
-            arrays = _plain_arrays(result, np)
-            np.savez(out_dir / f"{name}.npz", **arrays)
-            probes[name] = {"status": "ok", "keys": sorted(arrays)}
-        except KeyError as exc:
-            missing = exc.args[0] if exc.args else "?"
-            why = export_status.get(missing, "") if isinstance(missing, str) else ""
-            text = f"`{missing}` {why}" if why else f"KeyError: {exc}"
-            probes[name] = {"status": "failed", "error": text[:ERROR_TEXT_CAP]}
-        except BaseException as exc:  # noqa: BLE001
-            probes[name] = {"status": "failed", "error": f"{type(exc).__name__}: {exc}"[:ERROR_TEXT_CAP]}
-    return {"status": "ok", "probes": probes, "exports": export_status, "models": models}
+            export_status[name] = f"could not be loaded: {_type_name(exc)}: {_text(exc)}"[:ERROR_TEXT_CAP]
+    return exports, export_status
 
 
-def model_sizes(exports: dict) -> dict:
-    """Parameter counts and saved size of each export that is a torch module. Unpickling a module
-    imports torch, so torch is never imported here for anything else; a module that breaks while
-    being measured is left out (the rubric then says it could not be measured)."""
+def model_sizes(exports: dict, measure: _Measurer) -> dict:
+    """Parameter counts, saved size and every number stored in each export that is a torch module.
+    Unpickling a module imports torch, so torch is never imported here for anything else; a module
+    that breaks while being measured is left out (the rubric then says it could not be measured)."""
     torch = sys.modules.get("torch")
     if torch is None:
         return {}
@@ -339,10 +587,122 @@ def model_sizes(exports: dict) -> dict:
     for name, obj in exports.items():
         try:
             if issubclass(type(obj), torch.nn.Module):  # type(), not isinstance: __class__ can lie
-                sizes[name] = _measure(torch, obj)
+                sizes[name] = {**_measure(torch, obj), **measure.stored(obj)}
         except BaseException:  # noqa: BLE001 - the student's code may raise anything, SystemExit included
             continue
     return sizes
+
+
+class _Measurer:
+    """Counts every number an object holds in tensors, arrays, floats and bytes reachable from it,
+    however it is stored (registered or not, in a dict, a closure, a class attribute, a student
+    module's globals). It walks the object graph with gc.get_referents, which no Python-level
+    override can answer for, using tools it took before any of the student's code ran."""
+
+    MAX_OBJECTS = 2_000_000
+
+    def __init__(self, np, modules_dir: str | None) -> None:
+        import gc
+        import types
+
+        self.referents = gc.get_referents
+        self.np_ndarray = np.ndarray
+        self.size_of = np.ndarray.size.__get__
+        self.data_of = lambda a, _get=np.ndarray.__array_interface__.__get__: _get(a)["data"][0]
+        self.module_type = types.ModuleType
+        self.code_type = types.CodeType
+        self.function_type = types.FunctionType
+        self.builtin_type = types.BuiltinFunctionType
+        self.modules = sys.modules
+        self.student_dir = os.path.abspath(modules_dir) if modules_dir else None
+        torch = sys.modules.get("torch")
+        self.tensor = torch.Tensor if torch is not None else None
+        if torch is not None:
+            base = getattr(torch._C, "TensorBase", None) or torch._C._TensorBase
+            self.numel = base.numel
+            self.data_ptr = base.data_ptr
+            self.no_overrides = torch._C.DisableTorchFunction
+
+    def _library(self, obj) -> bool:
+        """A class or function importable by name from a library module: the same for every student,
+        so not walked (a class defined in the notebook is pickled by value and is walked)."""
+        module = self.modules.get(getattr(obj, "__module__", None) or "")
+        if module is None:
+            return False
+        if self._student_module(module):
+            return False
+        target = module
+        for part in str(getattr(obj, "__qualname__", "")).split("."):
+            target = getattr(target, part, None)
+        return target is obj
+
+    def _student_module(self, module) -> bool:
+        return bool(self.student_dir) and os.path.abspath(getattr(module, "__file__", "") or "").startswith(
+            self.student_dir)
+
+    def _library_globals(self, namespace: dict) -> bool:
+        """A function's globals that are a library module's namespace (not a dict cloudpickle made)."""
+        module = self.modules.get(namespace.get("__name__", "") if type(namespace) is dict else "")
+        return module is not None and getattr(module, "__dict__", None) is namespace and \
+            not self._student_module(module)
+
+    def stored(self, root) -> dict:
+        from contextlib import nullcontext
+
+        seen: set[int] = set()
+        storages: set[tuple[int, int]] = set()
+        numbers, visited, complete = 0, 0, True
+        stack = [root]
+        guard = self.no_overrides() if self.tensor is not None else nullcontext()
+        with guard:
+            while stack:
+                obj = stack.pop()
+                if id(obj) in seen:
+                    continue
+                seen.add(id(obj))
+                visited += 1
+                if visited > self.MAX_OBJECTS:
+                    complete = False
+                    break
+                t = type(obj)
+                if t is float:
+                    numbers += 1
+                    continue
+                if t in (bytes, bytearray):
+                    numbers += len(obj) // 4
+                    continue
+                if t in (int, str, bool, type(None), self.code_type):
+                    continue
+                if self.tensor is not None and issubclass(t, self.tensor):
+                    try:
+                        key = (self.data_ptr(obj), self.numel(obj))
+                    except Exception:  # noqa: BLE001 - a sparse or meta tensor has no data pointer
+                        key = (id(obj), 0)
+                    if key not in storages:
+                        storages.add(key)
+                        numbers += int(self.numel(obj))
+                elif issubclass(t, self.np_ndarray):
+                    key = (self.data_of(obj), self.size_of(obj))
+                    if key not in storages:
+                        storages.add(key)
+                        numbers += int(self.size_of(obj))
+                elif issubclass(t, self.module_type):
+                    if not self._student_module(obj):
+                        continue
+                elif issubclass(t, type):
+                    if self._library(obj):
+                        continue
+                elif t is self.function_type:
+                    if self._library(obj):
+                        continue
+                    if self._library_globals(obj.__globals__):  # walk what is its own, not its module's
+                        stack.extend(x for x in (obj.__closure__, obj.__defaults__, obj.__kwdefaults__,
+                                                 obj.__dict__) if x)
+                        continue
+                elif t is self.builtin_type:
+                    continue
+                stack.extend(self.referents(obj))
+        return {"stored": numbers, "stored_complete": complete}
 
 
 def _measure(torch, module) -> dict:
@@ -423,20 +783,6 @@ def _load_tensors_on_cpu_without_gpu() -> None:
         return torch.load(io.BytesIO(data), map_location="cpu", weights_only=False)
 
     torch.storage._load_from_bytes = load_on_cpu  # what a pickled torch storage calls when loaded
-
-
-def _plain_arrays(result, np) -> dict:
-    if not isinstance(result, dict):
-        raise TypeError(f"a probe must return a dict of arrays, not {type(result).__name__}")
-    arrays = {}
-    for key, value in result.items():
-        if not isinstance(key, str) or not key.isidentifier():
-            raise TypeError(f"probe output keys must be identifiers, got {key!r}")
-        arr = np.asarray(value)
-        if arr.dtype.hasobject:
-            raise TypeError(f"probe output {key!r} is not a plain numeric array (dtype {arr.dtype})")
-        arrays[key] = arr
-    return arrays
 
 
 # --- process hygiene -----------------------------------------------------------------------

@@ -1,8 +1,9 @@
 """Hidden probes of lab1-mlp (grading only): the forward pass on weights students never see.
 
-Runs inside the probe sandbox next to untrusted objects, so it imports only numpy and torch, and
-returns nothing but numeric arrays; all judging happens on the host. A missing export raises
-KeyError, which the harness reports to the student.
+Runs on the host; `mlp_forward` is a handle to the student's function in its sandbox, which gets the
+hidden inputs and weights as arrays and sends back numbers. It returns nothing but numeric arrays;
+the judging is the hidden tests'. A missing export raises KeyError, which the harness reports to the
+student.
 """
 
 from __future__ import annotations

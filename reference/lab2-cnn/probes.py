@@ -3,10 +3,12 @@
 The public probes (assignments/lab2-cnn/probes.py) run the layers on a few cases from a public
 seed; these use a secret seed and more of the shapes students get wrong: non-square images and
 kernels, strides that do not divide the image, padding 2, 1x1 kernels, a kernel as large as the
-image, overlapping and edge-dropping pooling windows, all-negative pooling windows. Runs in
-the probe sandbox and imports only numpy and the student's `cnn` (inside the probe). The hidden
-tests rebuild the same inputs on the host from `layer_cases()` and compare with torch there.
-The output follows the public probe's format: `<case>` or `<case>__error`.
+image, overlapping and edge-dropping pooling windows, all-negative pooling windows. Runs on the
+host and calls the student's `cnn` in its sandbox (`exports.module("cnn")`); the secret inputs go
+there as arrays. The hidden tests rebuild the same inputs on the host from `layer_cases()` and
+compare with torch there. The output follows the public probe's format: `<case>` or
+`<case>__error`, whose text for a hidden probe is the exception's type only (the student's message
+could quote the secret inputs).
 """
 
 from __future__ import annotations
@@ -42,16 +44,14 @@ def layer_cases():
              dict(kwargs)) for name, fn, shapes, kwargs in CASES]
 
 
-def probe_layers(exports: dict, inputs: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
+def probe_layers(exports, inputs: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
     """The student's conv2d, max_pool2d, relu and dense on the hidden cases; one failing case does
     not hide the others."""
-    import cnn  # the student's module, importable only inside the sandbox
-
+    cnn = exports.module("cnn")
     results = {}
     for name, fn, arrays, kwargs in layer_cases():
-        args = [np.array(a) for a in arrays.values()]  # copies: a student's in-place edit stays theirs
         try:
-            results[name] = np.array(getattr(cnn, fn)(*args, **kwargs), dtype=np.float64)
-        except Exception as exc:  # noqa: BLE001 - reported to the student by the hidden tests
-            results[name + "__error"] = np.array(f"{type(exc).__name__}: {exc}"[:500])
+            results[name] = np.array(getattr(cnn, fn)(*arrays.values(), **kwargs), dtype=np.float64)
+        except Exception as exc:  # noqa: BLE001 - reported to the student by the hidden tests: its type only
+            results[name + "__error"] = np.array(str(exc)[:500])
     return results

@@ -1,14 +1,18 @@
 """Hidden probes of lab3-autoencoder (grading only): how the model behaves on the hidden test images.
 
-Runs inside the probe sandbox next to untrusted objects, so it imports only numpy and torch, and
-returns nothing but numeric arrays; all judging happens on the host. The public probes
-(assignments/lab3-autoencoder/probes.py) are a separate module there: nothing is imported from them.
+Runs on the host; `exports["model"]` is a handle to the student's model in its sandbox, which gets
+the hidden images as arrays and sends back numbers. It returns nothing but numeric arrays; the
+judging is the hidden tests'. The public probes (assignments/lab3-autoencoder/probes.py) are a
+separate module: nothing is imported from them. Messages about shapes are ProbeFailures, which
+the student may read; anything else the student's code raises here reaches them as its type only.
 """
 
 from __future__ import annotations
 
 import numpy as np
 import torch
+
+from autograder.probing import ProbeFailure, is_instance
 
 SPLIT = "test"
 BATCH = 250
@@ -22,31 +26,31 @@ def model_input(X: np.ndarray) -> torch.Tensor:
 
 
 def flat(out, what: str, n: int) -> np.ndarray:
-    """An output as float64 (n, numbers per image), or a ValueError naming `what` and its shape."""
+    """An output as float64 (n, numbers per image), or a ProbeFailure naming `what` and its shape."""
     if isinstance(out, torch.Tensor):
         out = out.detach().cpu().to(torch.float64).numpy()
     array = np.asarray(out, dtype=np.float64)
     if array.ndim < 1 or len(array) != n:
-        raise ValueError(f"{what} returned shape {array.shape} for {n} images; expected one output per image")
+        raise ProbeFailure(f"{what} returned shape {array.shape} for {n} images; expected one output per image")
     return array.reshape(n, -1)
 
 
 def max_abs_diff(a: np.ndarray, b: np.ndarray, what: str) -> np.ndarray:
     """Per image, the largest absolute difference between two (n, k) arrays of the same shape."""
     if a.shape != b.shape:
-        raise ValueError(f"{what}: shapes {a.shape} and {b.shape} differ")
+        raise ProbeFailure(f"{what}: shapes {a.shape} and {b.shape} differ")
     with np.errstate(invalid="ignore"):
         return np.abs(a - b).max(axis=1)
 
 
-def probe_roundtrip(exports: dict, inputs: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
+def probe_roundtrip(exports, inputs: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
     """On the hidden test images, per image, the largest absolute difference between
     - `decode`: model(x) and model.decode(model.encode(x));
     - `repeat`: model(x) and model(x) computed a second time (eval mode should be deterministic);
     - `single`: model(x) in batches and model(x[i:i+1]) on its own, for the first N_SINGLE images
       (a reconstruction must not depend on the other images in the batch)."""
     model = exports["model"]
-    if isinstance(model, torch.nn.Module):
+    if is_instance(model, "torch.nn.Module"):
         model = model.to("cpu").eval()
     X = inputs[SPLIT]
     decode, repeat = [], []
