@@ -16,6 +16,7 @@ from __future__ import annotations
 import importlib.util
 import re
 import threading
+from collections.abc import Callable
 from contextlib import ExitStack
 from pathlib import Path
 from types import ModuleType
@@ -84,17 +85,17 @@ def probe(lab: Lab, exports: Path, backend: SandboxBackend, limits: Limits, arti
     request = {"exports": lab.spec.exports, "exports_dir": "exports", "modules_dir": "modules",
                "modules": sorted(Path(name).stem for name in modules or {})}
     with ExitStack() as stack:
-        sessions = []
-        for _ in range(1 + extra):  # all started at once: the later steps' sandboxes warm up meanwhile
+        def start() -> Session:
             wd = stack.enter_context(workdir("probe", scratch))
             copy_read_only(exports, wd / "exports")
             write_files(wd / "modules", modules or {})
-            sessions.append(Session(backend, wd, request, limits, gpu_ids or []))
-        run = _Run(lab, exports, sessions, artifacts)
+            return Session(backend, wd, request, limits, gpu_ids or [])
+
+        run = _Run(lab, exports, start(), artifacts)
         try:
-            run.all(plan)
+            run.all(plan, lambda: [start() for _ in range(extra)])
         finally:
-            runs = [s.close() for s in sessions]
+            runs = [s.close() for s in run.sessions]
     duration = round(max(r.duration_s for r in runs), 3)
     failed = next((r for r in runs if r.status != "ok"), None)
     if failed is not None:
@@ -114,21 +115,27 @@ class _Run:
     """One submission's probes over its sandboxes: the first holds the exports for every probe and
     the first step of each probe in steps; the others, one step each."""
 
-    def __init__(self, lab: Lab, exports: Path, sessions: list[Session], artifacts: Path) -> None:
+    def __init__(self, lab: Lab, exports: Path, main: Session, artifacts: Path) -> None:
         self.lab, self.exports_dir, self.artifacts = lab, exports, artifacts
-        self.main, self.spare = sessions[0], list(sessions[1:])
+        self.main = main
+        self.spare: list[Session] = []
+        self.sessions = [main]
         self.statuses: dict[str, ProbeStatus] = {}
         self.export_status: dict[str, str] = {}
         self.models: dict[str, ModelStats] = {}
         self.lost = ""
         self.hidden = set() if lab.public_only else {s for s, tier in lab.spec.splits.items() if tier == "hidden"}
 
-    def all(self, plan: list[tuple[str, Any, bool]]) -> None:
+    def all(self, plan: list[tuple[str, Any, bool]], warm: Callable[[], list[Session]]) -> None:
+        """Run the plan; `warm` starts the later steps' sandboxes, once the first is ready (so they
+        warm up while it works, without slowing its own start on a small machine)."""
         try:
             ready = self.main.connect()
         except SandboxLost as exc:
             self.lost = f"your objects could not be loaded for evaluation: {exc}"
             return
+        self.spare = warm()
+        self.sessions += self.spare
         self._ready(ready)
         inputs = self.lab.inputs()
         for name, fn, hidden_tier in plan:
