@@ -25,6 +25,7 @@ from autograder.spec import human_size
 MAX_NOTEBOOK_BYTES = 20 * 1024**2
 MAX_MODULE_BYTES = 2 * 1024**2
 MAX_ZIP_MEMBERS = 10_000
+MAX_ZIP_DIRECTORY_BYTES = MAX_ZIP_MEMBERS * 512  # a directory entry is 46 bytes plus its name and extras
 IGNORED_PARTS = {".ipynb_checkpoints", "__MACOSX", "__pycache__", ".git"}
 # Shown as escapes, never as themselves: controls (C0, DEL, C1), format characters (bidi overrides such
 # as U+202E, zero-width characters), lone surrogates, and line and paragraph separators.
@@ -162,6 +163,12 @@ def take_zip(student: str, path: Path, student_files=()) -> Submission:
     """A student's zip, read in place: members are looked up by name, never extracted by it."""
     student = student_id(student)
     try:
+        with path.open("rb") as f:
+            end = zipfile._EndRecData(f)  # what ZipFile reads first; private, but the very same record
+        if end and end[zipfile._ECD_SIZE] > MAX_ZIP_DIRECTORY_BYTES:
+            # ZipFile turns its whole directory into objects (several times its size) before we can count
+            return _problem(student, path, f"the zip's table of contents takes {human_size(end[zipfile._ECD_SIZE])}; "
+                            "hand in the notebook and your modules only")
         with zipfile.ZipFile(path) as z:
             infos = z.infolist()
             if len(infos) > MAX_ZIP_MEMBERS:

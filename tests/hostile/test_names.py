@@ -251,3 +251,17 @@ def test_a_zip_member_packed_with_lzma_is_refused_before_it_is_unpacked(tmp_path
         z.writestr("lab.ipynb", b" " * (64 * 1024**2))
     sub = take_zip("ana", path)
     assert sub.problem and "packed with a method" in sub.problem
+
+
+def test_a_zip_whose_table_of_contents_is_huge_is_refused_before_it_is_parsed(tmp_path):
+    """ZipFile parses its whole central directory into objects before anything can count them (a 10 MB
+    directory took 81 MiB); its size is read from the end record first."""
+    from autograder.intake import MAX_ZIP_DIRECTORY_BYTES, take_zip
+
+    path = tmp_path / "ana.zip"
+    name_length = 200
+    with zipfile.ZipFile(path, "w", zipfile.ZIP_STORED) as z:
+        for i in range(MAX_ZIP_DIRECTORY_BYTES // (46 + name_length) + 10):
+            z.writestr(f"{i:0{name_length}d}", b"")
+    sub = take_zip("ana", path)
+    assert sub.problem and "table of contents" in sub.problem
