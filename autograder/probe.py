@@ -65,7 +65,7 @@ def probe_functions(lab: Lab) -> list[tuple[str, Any, bool]]:
         hidden = not lab.public_only and path.resolve() == lab.probes_path.resolve()
         for attr in sorted(vars(module)):
             fn = getattr(module, attr)
-            if attr.startswith("probe_") and (isinstance(fn, Steps) or callable(fn)):
+            if attr.startswith("probe_") and callable(fn):  # a function, or steps(...)
                 found.append((attr.removeprefix("probe_"), fn, hidden))
     return found
 
@@ -191,6 +191,11 @@ class _Run:
             result = step(Exports(session, self.lab.spec.exports), passed)
         return result
 
+    def _missing_export(self, exc: KeyError) -> bool:
+        """A KeyError for an export that did not load: why it did not is the student's to read."""
+        name = exc.args[0] if exc.args else None
+        return isinstance(name, str) and bool(self.export_status.get(name))
+
     def _failed(self, exc: BaseException, hidden_tier: bool) -> ProbeStatus:
         """What the student may read of a failed probe, and all of it for staff."""
         detail = f"{type(exc).__name__}: {exc}"[:2000]
@@ -199,14 +204,8 @@ class _Run:
             error = f"your code raised {exc.type_name}" if hidden_tier else str(exc)
         elif isinstance(exc, ProbeFailure):
             error = str(exc)
-        elif isinstance(exc, KeyError) and not hidden_tier:
-            missing = exc.args[0] if exc.args else "?"
-            why = self.export_status.get(missing, "") if isinstance(missing, str) else ""
-            error = f"`{missing}` {why}" if why else f"KeyError: {exc}"
-        elif isinstance(exc, KeyError):
-            missing = exc.args[0] if exc.args else None
-            why = self.export_status.get(missing, "") if isinstance(missing, str) else ""
-            error = f"`{missing}` {why}" if why else "it raised KeyError"
+        elif isinstance(exc, KeyError) and self._missing_export(exc):
+            error = f"`{exc.args[0]}` {self.export_status[exc.args[0]]}"
         elif hidden_tier:
             error = f"it raised {type(exc).__name__}"
         else:
