@@ -44,7 +44,7 @@ from typing import BinaryIO
 import numpy as np
 from numpy.lib import format as npy
 
-from autograder.spec import human_size
+from autograder.labs.spec import human_size
 
 MAX_ARRAY_BYTES = 256 * 1024**2  # one array, unpacked
 MAX_TOTAL_BYTES = 256 * 1024**2  # all arrays read from one file, unpacked (as probe.MAX_OUTPUT_BYTES packed)

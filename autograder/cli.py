@@ -16,7 +16,7 @@ from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, T
 
 from autograder import __version__
 from autograder.errors import AutograderError, UserError
-from autograder.export import FORMATS
+from autograder.publish.export import FORMATS
 
 EXIT_CODES = """\
 exit codes:
@@ -281,7 +281,7 @@ def _store(args):
 
 
 def _grade(lab, submissions, store, args, force: bool):
-    from autograder.pipeline import Grader, Options
+    from autograder.grading.pipeline import Grader, Options
     from autograder.sandbox import AUTO, BackendSettings, get_backend
     from autograder.sandbox.gpus import parse_ids
 
@@ -324,7 +324,7 @@ def _grade(lab, submissions, store, args, force: bool):
 
 def _note_stale_image(backend, root: Path | None) -> None:
     """Grading goes on with an image older than sandbox/ (a TA may rebuild between batches), but says so."""
-    from autograder.sandbox.image import image_status
+    from autograder.sandbox.build.image import image_status
 
     status = image_status(backend.client, backend.image, context_dir=_sandbox_context(root))
     if status.stale:
@@ -333,9 +333,9 @@ def _note_stale_image(backend, root: Path | None) -> None:
 
 
 def cmd_grade(args) -> int:
-    from autograder.intake import discover
-    from autograder.lab import load_lab
-    from autograder.report import print_results
+    from autograder.console import print_results
+    from autograder.grading.intake import discover
+    from autograder.labs.lab import load_lab
 
     lab = load_lab(args.lab, args.root)
     submissions = discover(args.submissions, lab.spec.files.student)
@@ -347,9 +347,9 @@ def cmd_grade(args) -> int:
 
 
 def cmd_export(args) -> int:
-    from autograder.course import load_course
-    from autograder.export import ExportOptions, export
-    from autograder.report import clean
+    from autograder.console import clean
+    from autograder.publish.course import load_course
+    from autograder.publish.export import ExportOptions, export
 
     store = _store(args)
     if args.lab is not None and not store.latest(args.lab):
@@ -370,8 +370,8 @@ def cmd_export(args) -> int:
 
 
 def cmd_feedback(args) -> int:
-    from autograder.feedback import write_feedback
-    from autograder.lab import load_lab
+    from autograder.labs.lab import load_lab
+    from autograder.publish.feedback import write_feedback
 
     lab = load_lab(args.lab, args.root)
     folder = args.output or Path("feedback") / lab.name
@@ -382,8 +382,8 @@ def cmd_feedback(args) -> int:
 
 
 def cmd_report(args) -> int:
-    from autograder.cohort_report import write_report
-    from autograder.lab import load_lab
+    from autograder.labs.lab import load_lab
+    from autograder.publish.cohort_report import write_report
 
     lab = load_lab(args.lab, args.root)
     target = args.output or Path("feedback") / lab.name / "report.html"
@@ -393,8 +393,8 @@ def cmd_report(args) -> int:
 
 
 def cmd_course(args) -> int:
-    from autograder.course import course_results, load_course, results_table, summary
-    from autograder.report import clean
+    from autograder.console import clean
+    from autograder.publish.course import course_results, load_course, results_table, summary
 
     course = load_course(args.course, args.root)
     grades = course_results(course, _store(args), on=args.date)
@@ -404,8 +404,8 @@ def cmd_course(args) -> int:
 
 
 def cmd_review(args) -> int:
-    from autograder.decisions import waiting
-    from autograder.report import print_review
+    from autograder.console import print_review
+    from autograder.grading.decisions import waiting
 
     store = _store(args)
     if args.lab not in store.labs():
@@ -419,8 +419,8 @@ def cmd_review(args) -> int:
 
 
 def cmd_override(args) -> int:
-    from autograder.decisions import override
-    from autograder.report import criteria_table
+    from autograder.console import criteria_table
+    from autograder.grading.decisions import override
 
     result = override(_store(args), args.lab, args.student, args.criterion, args.decision, args.note, args.by)
     out.print(criteria_table(result))
@@ -429,7 +429,7 @@ def cmd_override(args) -> int:
 
 
 def cmd_show(args) -> int:
-    from autograder.report import clean, criteria_table
+    from autograder.console import clean, criteria_table
 
     store = _store(args)
     result = store.latest_of(args.lab, args.student)
@@ -447,13 +447,13 @@ def cmd_show(args) -> int:
 
 
 def cmd_validate_lab(args) -> int:
-    from autograder.assign import write_reference_submission, write_template_submission
-    from autograder.intake import take_folder
-    from autograder.lab import load_lab
-    from autograder.report import print_results
-    from autograder.selfcheck import check
+    from autograder.console import print_results
+    from autograder.grading.intake import take_folder
+    from autograder.grading.selfcheck import check
+    from autograder.grading.validation import cell_problems, probe_problems
+    from autograder.labs.assign import write_reference_submission, write_template_submission
+    from autograder.labs.lab import load_lab
     from autograder.store import Store
-    from autograder.validation import cell_problems, probe_problems
 
     lab = load_lab(args.lab, args.root)
     out.print(f"[green]ok[/] {lab.spec_path} and {lab.rubric_path} load")
@@ -498,7 +498,7 @@ def cmd_validate_lab(args) -> int:
 def _validation_verdict(result) -> str:
     """The verdict, except that the solution's reflection is not held against it for matching itself
     (the rubric's reference_similarity check compares answers with exactly that text)."""
-    from autograder.rubric import decide
+    from autograder.labs.rubric import decide
 
     if result.student != "reference-solution":
         return result.verdict
@@ -506,10 +506,10 @@ def _validation_verdict(result) -> str:
 
 
 def cmd_assign(args) -> int:
-    from autograder.assign import write_student_module, write_student_notebook
-    from autograder.lab import find_root
-    from autograder.loading import load_model
-    from autograder.spec import LabSpec
+    from autograder.labs.assign import write_student_module, write_student_notebook
+    from autograder.labs.lab import find_root
+    from autograder.labs.loading import load_model
+    from autograder.labs.spec import LabSpec
 
     root = find_root(args.root)
     spec = load_model(root / "assignments" / args.lab / "lab.yaml", LabSpec)
@@ -534,8 +534,8 @@ def cmd_assign(args) -> int:
 def cmd_release(args) -> int:
     import shutil
 
-    from autograder.lab import load_lab
-    from autograder.release import release
+    from autograder.labs.lab import load_lab
+    from autograder.labs.release import release
 
     lab = load_lab(args.lab, args.root)
     target = args.output or lab.root / "release" / lab.name
@@ -550,9 +550,9 @@ def cmd_release(args) -> int:
 
 
 def cmd_check(args) -> int:
-    from autograder.lab import find_for_check
-    from autograder.report import clean, criteria_table
-    from autograder.selfcheck import check
+    from autograder.console import clean, criteria_table
+    from autograder.grading.selfcheck import check
+    from autograder.labs.lab import find_for_check
 
     lab = find_for_check(args.lab, args.path, args.root)
     out.print(f"Checking {args.path} against {lab.name} (lab version {lab.version}) on this computer; "
@@ -580,7 +580,7 @@ def cmd_sandbox(args) -> int:
 
 
 def cmd_sandbox_build(args) -> int:
-    from autograder.sandbox.image import BuildOptions, build_image
+    from autograder.sandbox.build.image import BuildOptions, build_image
 
     given = {"tag": args.tag, "base_image": args.base_image, "torch": args.torch}
     try:
@@ -589,7 +589,8 @@ def cmd_sandbox_build(args) -> int:
     except ValidationError as exc:
         raise _option_error(exc) from None
     if args.if_stale:
-        from autograder.sandbox.image import engine, image_status
+        from autograder.sandbox.build.image import image_status
+        from autograder.sandbox.engine import engine
 
         status = image_status(engine(), options.tag, context_dir=options.context_dir,
                               torch=options.torch if args.torch is not None else None)
@@ -605,7 +606,7 @@ def cmd_sandbox_build(args) -> int:
 
 def _sandbox_context(root: Path | None) -> Path | None:
     """sandbox/ of the course folder when it has a Dockerfile; else the build's own default."""
-    from autograder.lab import find_root
+    from autograder.labs.lab import find_root
 
     try:
         folder = find_root(root) / "sandbox"
@@ -617,8 +618,8 @@ def _sandbox_context(root: Path | None) -> Path | None:
 def cmd_sandbox_doctor(args) -> int:
     from rich.table import Table
 
-    from autograder.sandbox.doctor import doctor
-    from autograder.sandbox.image import DEFAULT_IMAGE
+    from autograder.sandbox.build.doctor import doctor
+    from autograder.sandbox.engine import DEFAULT_IMAGE
 
     checks = doctor(args.image or DEFAULT_IMAGE, args.runtime, context_dir=_sandbox_context(args.root))
     table = Table(title="sandbox doctor", show_lines=False)

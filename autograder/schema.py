@@ -5,10 +5,10 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
-from autograder.course import CourseSpec
+from autograder.labs.rubric import Rubric
+from autograder.labs.spec import LabSpec
+from autograder.publish.course import CourseSpec
 from autograder.results import SubmissionResult
-from autograder.rubric import Rubric
-from autograder.spec import LabSpec
 
 SCHEMAS = {"lab.schema.json": LabSpec, "rubric.schema.json": Rubric, "result.schema.json": SubmissionResult,
            "course.schema.json": CourseSpec}

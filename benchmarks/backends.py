@@ -29,9 +29,9 @@ sys.path.insert(0, str(REPO / "tests" / "fixtures"))
 from make_course import SOLUTION, notebook  # noqa: E402
 
 from autograder.errors import UserError  # noqa: E402
-from autograder.intake import discover  # noqa: E402
-from autograder.lab import load_lab  # noqa: E402
-from autograder.pipeline import Grader, Options  # noqa: E402
+from autograder.grading.intake import discover  # noqa: E402
+from autograder.grading.pipeline import Grader, Options  # noqa: E402
+from autograder.labs.lab import load_lab  # noqa: E402
 from autograder.sandbox import BackendSettings, get_backend  # noqa: E402
 from autograder.store import Store  # noqa: E402
 

@@ -21,12 +21,12 @@ import time
 from datetime import date
 from pathlib import Path
 
-from autograder.assign import write_reference_submission
-from autograder.intake import take_folder
-from autograder.lab import load_lab
-from autograder.pipeline import Grader, Options
+from autograder.grading.intake import take_folder
+from autograder.grading.pipeline import Grader, Options
+from autograder.grading.selfcheck import check
+from autograder.labs.assign import write_reference_submission
+from autograder.labs.lab import load_lab
 from autograder.sandbox import get_backend
-from autograder.selfcheck import check
 from autograder.store import Store
 
 REPO = Path(__file__).resolve().parents[1]

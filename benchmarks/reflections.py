@@ -23,12 +23,12 @@ from pathlib import Path
 import nbformat
 import yaml
 
-from autograder import embeddings
 from autograder.criteria import build
+from autograder.criteria.analysis import embeddings
+from autograder.criteria.analysis.originality import find_copies
 from autograder.criteria.base import Evidence
-from autograder.lab import load_lab
+from autograder.labs.lab import load_lab
 from autograder.notebooks import find_cell
-from autograder.originality import find_copies
 
 REPO = Path(__file__).resolve().parents[1]
 CORPUS = yaml.safe_load((REPO / "tests" / "fixtures" / "reflections.yaml").read_text(encoding="utf-8"))

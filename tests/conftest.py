@@ -15,10 +15,10 @@ sys.path.insert(0, str(Path(__file__).parent / "fixtures"))
 from make_course import SOLUTION, notebook  # noqa: E402
 from page_checks import BAD_SHAPE, HOSTILE  # noqa: E402
 
-from autograder.feedback import write_feedback  # noqa: E402
-from autograder.intake import discover  # noqa: E402
-from autograder.lab import load_lab  # noqa: E402
-from autograder.pipeline import Grader, Options  # noqa: E402
+from autograder.grading.intake import discover  # noqa: E402
+from autograder.grading.pipeline import Grader, Options  # noqa: E402
+from autograder.labs.lab import load_lab  # noqa: E402
+from autograder.publish.feedback import write_feedback  # noqa: E402
 from autograder.sandbox import get_backend  # noqa: E402
 from autograder.store import Store  # noqa: E402
 

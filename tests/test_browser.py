@@ -7,7 +7,7 @@ import re
 import pytest
 from browser import chromium, render
 
-from autograder.html import esc, page
+from autograder.publish.html import esc, page
 
 SKIP = "Chromium is not installed (apt-get install chromium; .ci/run does it in CI)"
 PNG = b"\x89PNG\r\n\x1a\n"

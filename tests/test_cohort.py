@@ -65,7 +65,7 @@ def test_a_new_hand_in_clears_the_pair_and_a_late_copy_is_caught(originality_on,
 
 
 def test_a_teachers_decision_stands_over_the_cohort_check(originality_on, submissions, grade, store):
-    from autograder.decisions import override
+    from autograder.grading.decisions import override
 
     submissions("ana", reflection=ANA)
     submissions("bo", reflection=BO)

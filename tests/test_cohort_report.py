@@ -12,9 +12,9 @@ from pathlib import Path
 import pytest
 from page_checks import assert_offline, made_up, pngs
 
-from autograder.cohort_report import write_report
 from autograder.errors import UserError
-from autograder.feedback import write_feedback
+from autograder.publish.cohort_report import write_report
+from autograder.publish.feedback import write_feedback
 from autograder.results import CriterionResult
 from autograder.store import Store
 

@@ -10,7 +10,7 @@ import yaml
 
 from autograder.cli import main
 from autograder.errors import ConfigError, UserError
-from autograder.lab import load_lab
+from autograder.labs.lab import load_lab
 from autograder.schema import write_schemas
 
 

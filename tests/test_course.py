@@ -10,7 +10,8 @@ import pytest
 import yaml
 from rich.console import Console
 
-from autograder.course import (
+from autograder.errors import ConfigError
+from autograder.publish.course import (
     CourseSpec,
     course_results,
     load_course,
@@ -19,7 +20,6 @@ from autograder.course import (
     results_table,
     summary,
 )
-from autograder.errors import ConfigError
 from autograder.results import CriterionResult, SubmissionResult
 from autograder.store import Store
 

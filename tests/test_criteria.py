@@ -16,14 +16,14 @@ from nbformat.v4 import new_code_cell, new_markdown_cell, new_notebook, new_outp
 from pydantic import ValidationError
 
 from autograder.criteria import build
+from autograder.criteria.analysis.calls import find_uses
 from autograder.criteria.base import Evidence, ProbeData
-from autograder.lab import load_lab
+from autograder.grading.pytest_plugin import TestContext as Context
+from autograder.grading.pytest_plugin import run_tests
+from autograder.labs.lab import load_lab
+from autograder.labs.rubric import Rubric
 from autograder.notebooks import load_notebook
-from autograder.pytest_plugin import TestContext as Context
-from autograder.pytest_plugin import run_tests
 from autograder.results import ExecutionResult, HiddenTestResult, ModelStats, ProbeReport, ProbeStatus
-from autograder.rubric import Rubric
-from autograder.static import find_uses
 
 PNG = "iVBORw0KGgoAAAANSUhEUgAAAAEAAAABCAYAAAAfFcSJAAAADUlEQVR42mNk+M9QDwADhgGAWjR9awAAAABJRU5ErkJggg=="
 

@@ -7,8 +7,8 @@ import sqlite3
 import pytest
 
 from autograder.cli import main
-from autograder.decisions import apply_overrides, override, waiting
 from autograder.errors import UserError
+from autograder.grading.decisions import apply_overrides, override, waiting
 from autograder.results import CriterionResult, SubmissionResult
 from autograder.store import Store
 

@@ -11,10 +11,10 @@ import socket
 
 import pytest
 
+from autograder.labs.spec import Limits
 from autograder.sandbox import BackendSettings, SandboxJob
 from autograder.sandbox.containers import OWNER, DockerBackend, remove_leftovers
-from autograder.sandbox.image import LABEL
-from autograder.spec import Limits
+from autograder.sandbox.engine import LABEL
 
 pytestmark = pytest.mark.slow
 

@@ -10,10 +10,10 @@ from pathlib import Path
 import pandas as pd
 import pytest
 
-from autograder import ladok
-from autograder.course import CourseSpec, load_course
 from autograder.errors import UserError
-from autograder.export import (
+from autograder.publish import ladok
+from autograder.publish.course import CourseSpec, load_course
+from autograder.publish.export import (
     CANVAS_COLUMNS,
     POINTS_POSSIBLE,
     ExportOptions,
@@ -405,7 +405,7 @@ def test_csv_cells_are_never_spreadsheet_formulas(tmp_path):
     """A student id is a hand-in's file name: '=HYPERLINK(...)' must reach a spreadsheet as text."""
     import pandas as pd
 
-    from autograder.export import to_csv
+    from autograder.publish.export import to_csv
 
     hostile = SubmissionResult(
         lab="toy", student="=HYPERLINK(\"http://x\")", submission_hash="h", lab_version="1", rubric_hash="r",

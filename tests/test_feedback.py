@@ -15,7 +15,8 @@ from conftest import REPO
 from page_checks import assert_inert, markdown, recorded
 
 from autograder.errors import UserError
-from autograder.feedback import (
+from autograder.labs.lab import load_lab
+from autograder.publish.feedback import (
     confusion_criterion,
     curves_figure,
     failure,
@@ -24,7 +25,6 @@ from autograder.feedback import (
     read_history,
     write_feedback,
 )
-from autograder.lab import load_lab
 from autograder.results import ExecutionResult, SubmissionResult
 
 # BAD_SHAPE (page_checks) runs, but its predict fails the toy lab's hidden test, whose name and message are not

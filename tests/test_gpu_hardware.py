@@ -7,9 +7,9 @@ from __future__ import annotations
 import pytest
 import yaml
 
-from autograder.intake import discover
-from autograder.lab import load_lab
-from autograder.pipeline import Grader, Options
+from autograder.grading.intake import discover
+from autograder.grading.pipeline import Grader, Options
+from autograder.labs.lab import load_lab
 from autograder.sandbox import get_backend
 from autograder.sandbox.gpus import detect
 

@@ -15,12 +15,12 @@ import pytest
 import yaml
 
 from autograder.errors import UserError
-from autograder.lab import load_lab
-from autograder.pipeline import Grader, Options
+from autograder.grading.pipeline import Grader, Options
+from autograder.labs.lab import load_lab
+from autograder.labs.spec import Limits
 from autograder.sandbox import get_backend
 from autograder.sandbox.gpus import GpuPool, detect, memory_used, parse_ids
 from autograder.sandbox.local import local_env, process_limits
-from autograder.spec import Limits
 
 
 def test_parse_ids():
@@ -95,7 +95,7 @@ def test_a_gpu_lab_runs_on_the_cpu_where_it_allows(course, store, submissions, t
     lab = _gpu_lab(course, gpus=1, cpu_fallback=True)
     grader = Grader(lab, store, get_backend("local"), Options(scratch=tmp_path))
     assert any("running on the CPU" in n for n in grader.notes)
-    from autograder.intake import discover
+    from autograder.grading.intake import discover
 
     submissions("ana")
     (r,) = grader.grade_all(discover(submissions.folder))
@@ -108,7 +108,7 @@ def test_assigned_gpu_and_memory_cap_reach_the_notebook(course, store, submissio
     (on this CPU-only machine torch sees no GPU, so the cap is a no-op, and the toy lab ignores `device`)."""
     from test_verdicts import executed_notebook
 
-    from autograder.intake import discover
+    from autograder.grading.intake import discover
 
     lab = _gpu_lab(course, gpus=1, gpu_memory_gb=2)
     grader = Grader(lab, store, get_backend("local"), Options(scratch=tmp_path, gpus=["0"]))

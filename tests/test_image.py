@@ -17,8 +17,8 @@ import docker
 import pytest
 
 from autograder.errors import UserError
-from autograder.sandbox.doctor import doctor, host_gpus, render
-from autograder.sandbox.image import (
+from autograder.sandbox.build.doctor import doctor, host_gpus, render
+from autograder.sandbox.build.image import (
     BOOTSTRAP_BASE,
     DEFAULT_BASE,
     DEFAULT_IMAGE,
@@ -34,7 +34,7 @@ from autograder.sandbox.image import (
     stage_tag,
     staleness,
 )
-from autograder.sandbox.wheelhouse import Target, download_wheelhouse, manylinux_platforms, sha256_text
+from autograder.sandbox.build.wheelhouse import Target, download_wheelhouse, manylinux_platforms, sha256_text
 
 SANDBOX = Path(__file__).resolve().parents[1] / "sandbox"
 DOCKERFILE = (SANDBOX / "Dockerfile").read_text()

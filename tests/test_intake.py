@@ -12,7 +12,7 @@ import pytest
 from hand_ins import MODULES, by_student, nb_bytes, zipped
 
 from autograder.errors import UserError
-from autograder.intake import discover, take_beside
+from autograder.grading.intake import discover, take_beside
 
 
 def folder(root: Path, name: str, files: dict[str, bytes]) -> Path:

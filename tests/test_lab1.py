@@ -6,11 +6,11 @@ import nbformat
 import pytest
 from conftest import COHORT_LIMITS, REPO
 
-from autograder.assign import make_student_notebook
 from autograder.cli import main
-from autograder.intake import discover
-from autograder.lab import load_lab
-from autograder.pipeline import Grader, Options
+from autograder.grading.intake import discover
+from autograder.grading.pipeline import Grader, Options
+from autograder.labs.assign import make_student_notebook
+from autograder.labs.lab import load_lab
 from autograder.sandbox import get_backend
 from autograder.store import Store
 

@@ -13,12 +13,12 @@ import nbformat
 import pytest
 from conftest import REPO, cohort_folder
 
-from autograder.assign import make_student_module, make_student_notebook
 from autograder.cli import main
-from autograder.intake import discover
-from autograder.lab import load_lab
-from autograder.pipeline import Grader, Options
-from autograder.release import release
+from autograder.grading.intake import discover
+from autograder.grading.pipeline import Grader, Options
+from autograder.labs.assign import make_student_module, make_student_notebook
+from autograder.labs.lab import load_lab
+from autograder.labs.release import release
 from autograder.store import Store
 
 pytestmark = pytest.mark.slow

@@ -14,13 +14,13 @@ from pydantic import ValidationError
 from sklearn import metrics as sk
 
 from autograder.criteria import build
+from autograder.criteria.analysis.metrics import METRICS, PSNR_CAP_DB, levenshtein
 from autograder.criteria.base import BORDERLINE, DEFAULT_ADVICE, Evidence, EvidenceMissing, ProbeData
 from autograder.criteria.metric import IMPROVE, OUTPUTS, REGULARISE, GapSpec, MetricSpec
 from autograder.errors import ConfigError
-from autograder.lab import load_lab
-from autograder.metrics import METRICS, PSNR_CAP_DB, levenshtein
+from autograder.labs.lab import load_lab
+from autograder.labs.rubric import Rubric
 from autograder.results import ExecutionResult, ProbeReport
-from autograder.rubric import Rubric
 
 RNG = np.random.default_rng(0)
 LABELS = RNG.integers(0, 4, size=60)
@@ -371,5 +371,6 @@ def test_split_names_are_checked_against_the_lab(course):
 
 
 def test_metrics_can_be_imported_first():
-    code = "import autograder.metrics as m, autograder.criteria as c; assert 'metric' in c.CRITERIA and m.METRICS"
+    code = ("import autograder.criteria.analysis.metrics as m, autograder.criteria as c; "
+            "assert 'metric' in c.CRITERIA and m.METRICS")
     subprocess.run([sys.executable, "-c", code], check=True)

@@ -11,12 +11,12 @@ import pytest
 import yaml
 from make_course import notebook
 
-from autograder.assign import make_student_module
 from autograder.cli import main
 from autograder.errors import ConfigError
-from autograder.intake import discover
-from autograder.lab import load_lab
-from autograder.pipeline import Grader, Options
+from autograder.grading.intake import discover
+from autograder.grading.pipeline import Grader, Options
+from autograder.labs.assign import make_student_module
+from autograder.labs.lab import load_lab
 from autograder.sandbox import get_backend
 from autograder.store import Store
 
@@ -80,7 +80,7 @@ def grade(course: Path, source: Path, tmp_path: Path) -> dict:
 
 
 def test_the_template_is_made_by_nbgrader_from_the_reference_module():
-    from autograder.assign import CODE_STUB
+    from autograder.labs.assign import CODE_STUB
 
     template = make_student_module_text(RULES)
     assert "X[:, 0] > THRESHOLD" not in template and "BEGIN SOLUTION" not in template
@@ -155,7 +155,7 @@ def test_assign_writes_the_module_templates(modular, capsys):
 def test_forbidden_calls_read_the_students_modules_too():
     from make_course import notebook as toy_notebook
 
-    from autograder.static import find_uses
+    from autograder.criteria.analysis.calls import find_uses
 
     modules = {"rules.py": "import numpy as np\nfrom scipy import signal as s\n\n\ndef conv(x, w):\n"
                            "    return s.correlate(x, w)\n"}
@@ -172,8 +172,8 @@ def test_forbidden_calls_read_the_students_modules_too():
 def test_the_self_check_says_what_only_grading_checks(modular, tmp_path):
     """The toy lab's accuracy comes from a hidden probe and its tests are all hidden: the check says so
     for each, and passes on what it can see (the public probe importing the student's module)."""
-    from autograder.pipeline import Options
-    from autograder.selfcheck import check
+    from autograder.grading.pipeline import Options
+    from autograder.grading.selfcheck import check
 
     work = hand_in(tmp_path / "work")
     lab = load_lab("toy", modular, public_only=True)

@@ -15,12 +15,12 @@ import yaml
 from make_course import SOLUTION, notebook
 from pydantic import ValidationError
 
-from autograder import embeddings
+from autograder.criteria.analysis import embeddings
+from autograder.criteria.analysis.originality import REFERENCE, compare, find_copies
+from autograder.criteria.analysis.text import blank, echoed_spans, keyword_pattern, sentences, stop_share, tokens
 from autograder.criteria.base import Evidence
 from autograder.criteria.reflection import Reflection, ReflectionSpec, reference_text, template_text
-from autograder.originality import REFERENCE, compare, find_copies
-from autograder.rubric import Rubric
-from autograder.text import blank, echoed_spans, keyword_pattern, sentences, stop_share, tokens
+from autograder.labs.rubric import Rubric
 
 CORPUS = yaml.safe_load((Path(__file__).parent / "fixtures" / "reflections.yaml").read_text(encoding="utf-8"))
 ANSWERS = {a["id"]: a for a in CORPUS["answers"]}

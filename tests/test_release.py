@@ -14,8 +14,8 @@ from conftest import REPO
 
 from autograder.cli import main
 from autograder.errors import UserError
-from autograder.lab import load_kit, load_lab
-from autograder.release import find_leaks, release
+from autograder.labs.lab import load_kit, load_lab
+from autograder.labs.release import find_leaks, release
 
 LAB = "lab1-mlp"
 COHORT = REPO / "examples" / "submissions" / LAB

@@ -12,9 +12,9 @@ import threading
 import numpy as np
 import pytest
 
-from autograder.lab import probe_names
+from autograder.grading.remote import MAX_ARRAY_BYTES, Inputs, StudentCodeError, _host_check
+from autograder.labs.lab import probe_names
 from autograder.probing import ProbeFailure, check_codes, steps
-from autograder.remote import MAX_ARRAY_BYTES, Inputs, StudentCodeError, _host_check
 from autograder.sandbox.runner import WireError, recv_message, send_message
 
 
@@ -129,7 +129,7 @@ def test_the_runner_serves_calls_and_keeps_objects_behind_references(tmp_path, m
     anything else as a reference, and an exception as its type and text."""
     import cloudpickle
 
-    from autograder.remote import Remote, Session
+    from autograder.grading.remote import Remote, Session
     from autograder.sandbox import runner
 
     exports = tmp_path / "exports"

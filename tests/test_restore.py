@@ -8,10 +8,10 @@ import nbformat
 import pytest
 from conftest import REPO
 
-from autograder.intake import discover
-from autograder.lab import load_lab
-from autograder.pipeline import Grader, Options
-from autograder.restore import restore
+from autograder.grading.intake import discover
+from autograder.grading.pipeline import Grader, Options
+from autograder.labs.lab import load_lab
+from autograder.notebooks.restore import restore
 from autograder.sandbox import get_backend
 from autograder.store import Store
 

@@ -9,10 +9,10 @@ from concurrent.futures import ThreadPoolExecutor
 import pytest
 from conftest import COHORT_LIMITS, REPO, cohort_folder
 
-from autograder.intake import discover
-from autograder.lab import load_lab
-from autograder.pipeline import Options
-from autograder.selfcheck import CheckResult, check
+from autograder.grading.intake import discover
+from autograder.grading.pipeline import Options
+from autograder.grading.selfcheck import CheckResult, check
+from autograder.labs.lab import load_lab
 
 pytestmark = pytest.mark.slow
 LABS = ["lab1-mlp", "lab2-cnn", "lab3-autoencoder"]

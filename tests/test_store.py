@@ -10,7 +10,7 @@ import sqlite3
 import pytest
 
 from autograder.errors import UserError
-from autograder.export import to_csv, to_json
+from autograder.publish.export import to_csv, to_json
 from autograder.results import CriterionResult, SubmissionResult
 from autograder.store import StageRecord, Store
 
@@ -111,7 +111,7 @@ def test_export_writes_through_pipes_and_links_instead_of_replacing_them(tmp_pat
     import os
     import threading
 
-    from autograder.export import write
+    from autograder.publish.export import write
 
     real = tmp_path / "real.json"
     real.write_text("old")

@@ -238,9 +238,9 @@ def test_executed_notebook_is_valid_and_parameterised(submissions, grade, store)
 def test_two_labs_with_same_named_hidden_tests_do_not_share_them(submissions, grade, course, store, tmp_path):
     import shutil
 
-    from autograder.intake import discover
-    from autograder.lab import load_lab
-    from autograder.pipeline import Grader, Options
+    from autograder.grading.intake import discover
+    from autograder.grading.pipeline import Grader, Options
+    from autograder.labs.lab import load_lab
     from autograder.sandbox import get_backend
 
     for folder in ("assignments", "reference"):

@@ -30,11 +30,12 @@ def spec_union() -> object:
 
 
 def _import_builtin_kinds() -> None:
-    """Every module of this package but base defines kinds that register themselves on import."""
+    """Every module of this package but base defines kinds that register themselves on import
+    (the analysis/ subpackage holds what they read with, and defines none)."""
     import importlib
     import pkgutil
 
-    for module in sorted(m.name for m in pkgutil.iter_modules(__path__)):
+    for module in sorted(m.name for m in pkgutil.iter_modules(__path__) if not m.ispkg):
         if module != "base":
             importlib.import_module(f"{__name__}.{module}")
 

@@ -9,13 +9,13 @@ from typing import TYPE_CHECKING, Any, ClassVar, Literal
 import numpy as np
 from pydantic import BaseModel, ConfigDict, Field
 
+from autograder.labs.spec import Slug
 from autograder.results import CriterionResult, ExecutionResult, HiddenTestResult, ProbeReport, Status
-from autograder.spec import Slug
 
 if TYPE_CHECKING:
     from nbformat import NotebookNode
 
-    from autograder.lab import Lab
+    from autograder.labs.lab import Lab
 
 
 class CriterionSpec(BaseModel):

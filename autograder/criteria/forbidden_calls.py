@@ -1,7 +1,7 @@
 """The submitted notebook and the student's modules do not use what the lab bans (a ready-made
 classifier, a pretrained model, a library's convolution where the lab asks for one in NumPy).
 
-Read statically from the notebook and modules as handed in (autograder/static.py), never by running it: the
+Read statically from the notebook and modules as handed in (criteria/analysis/calls.py), never by running it: the
 code cannot hide from a reader it does not control. What text alone cannot settle goes to a human.
 """
 
@@ -12,9 +12,9 @@ from typing import Annotated, Literal
 from pydantic import Field
 
 from autograder.criteria import register
+from autograder.criteria.analysis.calls import find_uses
 from autograder.criteria.base import Criterion, CriterionSpec, Evidence, EvidenceMissing
 from autograder.results import CriterionResult
-from autograder.static import find_uses
 
 DottedName = Annotated[str, Field(pattern=r"^[A-Za-z_][A-Za-z0-9_]*(\.[A-Za-z_][A-Za-z0-9_]*)*$")]
 SHOWN = 3  # names (or dynamic finds) named in the message; the details keep all

@@ -16,7 +16,7 @@ from pydantic import Field
 from autograder.criteria import register
 from autograder.criteria.base import Criterion, CriterionSpec, Evidence, EvidenceMissing
 from autograder.notebooks import load_notebook
-from autograder.restore import Impostor, restore
+from autograder.notebooks.restore import Impostor, restore
 from autograder.results import CriterionResult
 
 if TYPE_CHECKING:

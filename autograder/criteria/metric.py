@@ -1,5 +1,5 @@
 """A metric on a split against a bar, and the generalization gap between two splits, both computed by the
-judge from probe outputs with a metric from autograder.metrics."""
+judge from probe outputs with a metric from autograder.criteria.analysis.metrics."""
 
 from __future__ import annotations
 
@@ -8,8 +8,8 @@ from typing import ClassVar, Literal
 import numpy as np
 from pydantic import Field, field_validator, model_validator
 
-from autograder import metrics as registry  # the module, not its names: it imports this package first
 from autograder.criteria import register
+from autograder.criteria.analysis import metrics as registry  # the module, not its names: it imports this package first
 from autograder.criteria.base import BORDERLINE, Criterion, Evidence, EvidenceMissing, ThresholdSpec
 from autograder.results import CriterionResult
 
@@ -35,7 +35,8 @@ class Measures:
 class MeasureSpec(Measures, ThresholdSpec):
     """What to measure: a registered metric of a probe's output against the split's labels or inputs."""
 
-    metric: str = Field("accuracy", description="A metric name; `autograder.metrics.METRICS` lists them.")
+    metric: str = Field("accuracy", description=(
+        "A metric name; `autograder.criteria.analysis.metrics.METRICS` lists them."))
     probe: str = Field("scores", description="Probe whose output holds the predictions per split.")
     target: Literal["labels", "inputs"] = Field(
         "labels", description="Compare with the split's labels y, or with its inputs X (reconstructions).")
@@ -67,7 +68,7 @@ class MetricSpec(MeasureSpec):
     """A metric on one split against a bar: `min` where higher is better, `max` where lower is."""
 
     kind: Literal["metric"]
-    metric: str = Field(description="A metric name; `autograder.metrics.METRICS` lists them.")
+    metric: str = Field(description="A metric name; `autograder.criteria.analysis.metrics.METRICS` lists them.")
     split: str = Field("test", description="Split to measure on; usually the hidden test set.")
     min: float | None = Field(None, description="Lowest value that passes, for metrics where higher is better.")
     max: float | None = Field(None, description="Highest value that passes, for metrics where lower is better.")

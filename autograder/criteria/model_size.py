@@ -16,8 +16,8 @@ from pydantic import ByteSize, Field, model_validator
 
 from autograder.criteria import register
 from autograder.criteria.base import Criterion, CriterionSpec, Evidence, EvidenceMissing, ProbeData
+from autograder.labs.spec import Identifier, human_size
 from autograder.results import CriterionResult
-from autograder.spec import Identifier, human_size
 
 CODE_ALLOWANCE = 256 * 1024
 

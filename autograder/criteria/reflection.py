@@ -20,13 +20,9 @@ from typing import TYPE_CHECKING, Any, Literal
 import numpy as np
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
-from autograder import embeddings, originality
 from autograder.criteria import register
-from autograder.criteria.base import Criterion, CriterionSpec, Evidence, EvidenceMissing
-from autograder.notebooks import find_cell, load_notebook
-from autograder.results import CriterionResult, Status
-from autograder.spec import Slug
-from autograder.text import (
+from autograder.criteria.analysis import embeddings, originality
+from autograder.criteria.analysis.text import (
     WORD,
     blank,
     echoed_spans,
@@ -37,6 +33,10 @@ from autograder.text import (
     strip_markdown,
     tokens,
 )
+from autograder.criteria.base import Criterion, CriterionSpec, Evidence, EvidenceMissing
+from autograder.labs.spec import Slug
+from autograder.notebooks import find_cell, load_notebook
+from autograder.results import CriterionResult, Status
 
 if TYPE_CHECKING:
     pass

@@ -11,7 +11,7 @@ from typing import Any, ClassVar, Literal
 
 from pydantic import BaseModel, Field
 
-from autograder.spec import Limits, human_size
+from autograder.labs.spec import Limits, human_size
 
 RUNNER = Path(__file__).with_name("runner.py")
 # Bytes read back from the runner's report pipe (report line and executed notebook); more is an error.

@@ -20,6 +20,7 @@ from typing import Any
 import psutil
 
 from autograder.errors import UserError
+from autograder.labs.spec import human_size
 from autograder.sandbox.base import (
     CANCEL,
     DISK_CHECK_S,
@@ -37,9 +38,8 @@ from autograder.sandbox.base import (
     sandbox_env,
     write_job_file,
 )
+from autograder.sandbox.engine import DEFAULT_IMAGE, LABEL, SANDBOX_UID
 from autograder.sandbox.gpus import memory_used as gpu_memory_used
-from autograder.sandbox.image import DEFAULT_IMAGE, LABEL, SANDBOX_UID
-from autograder.spec import human_size
 
 WORKDIR = "/work"
 RUNNER_PATH = "/opt/autograder/runner.py"
@@ -56,7 +56,7 @@ OWNER = f"{socket.gethostname()}:{os.getpid()}:{int(psutil.Process().create_time
 def engine(timeout: float = PING_TIMEOUT_S):
     """A client for the engine the environment names (DOCKER_HOST or the local socket), or None.
     Its pool has room for every concurrent run's attach, wait and stats connections."""
-    from autograder.sandbox.image import engine as connect
+    from autograder.sandbox.engine import engine as connect
 
     try:
         client = connect(timeout, max_pool_size=64)

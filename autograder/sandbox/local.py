@@ -20,6 +20,7 @@ from pathlib import Path
 import psutil
 
 from autograder.errors import UserError
+from autograder.labs.spec import Limits, human_size
 from autograder.sandbox.base import (
     CANCEL,
     DISK_CHECK_S,
@@ -38,7 +39,6 @@ from autograder.sandbox.base import (
     write_job_file,
 )
 from autograder.sandbox.gpus import memory_used as gpu_memory_used
-from autograder.spec import Limits, human_size
 
 POLL_S = 0.05
 

@@ -27,9 +27,9 @@ from numpy.lib import format as npy
 
 from autograder import arrays
 from autograder.arrays import ArrayRefused, array_from_bytes, check_header, load_npy, load_npz
-from autograder.feedback import Feedback, confusion, read_history, to_html
-from autograder.lab import load_lab
-from autograder.release import _arrays
+from autograder.labs.lab import load_lab
+from autograder.labs.release import _arrays
+from autograder.publish.feedback import Feedback, confusion, read_history, to_html
 from autograder.results import SubmissionResult
 
 GiB = 1024**3

@@ -7,7 +7,7 @@ import zipfile
 
 from hand_ins import MODULES, by_student, nb_bytes, zipped
 
-from autograder.intake import MAX_MODULE_BYTES, discover
+from autograder.grading.intake import MAX_MODULE_BYTES, discover
 
 
 def test_broken_and_hostile_zips_get_a_reason_not_a_crash(tmp_path):

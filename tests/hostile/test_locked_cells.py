@@ -13,9 +13,9 @@ from nbformat.v4 import new_code_cell, new_markdown_cell
 
 from autograder.criteria import build
 from autograder.criteria.base import Evidence, ProbeData
-from autograder.lab import load_lab
+from autograder.labs.lab import load_lab
 from autograder.notebooks import find_cell, nbgrader_checksum
-from autograder.restore import restore
+from autograder.notebooks.restore import restore
 from autograder.results import ExecutionResult, ProbeReport
 
 RELEASED = REPO / "assignments" / "lab1-mlp" / "lab1-mlp.ipynb"

@@ -22,9 +22,9 @@ import pytest
 from make_course import SOLUTION, notebook
 
 from autograder.cli import main
-from autograder.intake import Submission, discover, student_id
-from autograder.lab import load_lab
-from autograder.pipeline import Grader, Options
+from autograder.grading.intake import Submission, discover, student_id
+from autograder.grading.pipeline import Grader, Options
+from autograder.labs.lab import load_lab
 from autograder.sandbox import get_backend
 
 NOTEBOOK = nbformat.writes(notebook(SOLUTION)).encode()
@@ -244,7 +244,7 @@ def test_grade_on_the_command_line_survives_a_file_name_that_is_not_utf8(course,
 def test_a_zip_member_packed_with_lzma_is_refused_before_it_is_unpacked(tmp_path):
     """lzma (and bzip2) members decompress a whole block per read, whatever size is asked for: a
     38 KB member took 565 MiB. Only stored and deflated members are read; the student gets a reason."""
-    from autograder.intake import take_zip
+    from autograder.grading.intake import take_zip
 
     path = tmp_path / "ana.zip"
     with zipfile.ZipFile(path, "w", zipfile.ZIP_LZMA) as z:
@@ -256,7 +256,7 @@ def test_a_zip_member_packed_with_lzma_is_refused_before_it_is_unpacked(tmp_path
 def test_a_zip_whose_table_of_contents_is_huge_is_refused_before_it_is_parsed(tmp_path):
     """ZipFile parses its whole central directory into objects before anything can count them (a 10 MB
     directory took 81 MiB); its size is read from the end record first."""
-    from autograder.intake import MAX_ZIP_DIRECTORY_BYTES, take_zip
+    from autograder.grading.intake import MAX_ZIP_DIRECTORY_BYTES, take_zip
 
     path = tmp_path / "ana.zip"
     name_length = 200

@@ -14,10 +14,10 @@ from markdown_it import MarkdownIt
 from page_checks import ANSI, PAYLOAD, Tags, assert_inert, assert_offline, made_up, markdown, pngs, recorded
 
 from autograder.cli import main
-from autograder.cohort_report import write_report
-from autograder.decisions import override
-from autograder.feedback import md_code, md_text, write_feedback
-from autograder.lab import load_lab
+from autograder.grading.decisions import override
+from autograder.labs.lab import load_lab
+from autograder.publish.cohort_report import write_report
+from autograder.publish.feedback import md_code, md_text, write_feedback
 from autograder.results import CriterionResult, ExecutionResult
 from autograder.store import Store
 

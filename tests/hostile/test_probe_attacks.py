@@ -17,11 +17,11 @@ from pathlib import Path
 import pytest
 
 from autograder.cli import main as cli
-from autograder.execute import modules as lab_modules
-from autograder.intake import take, take_folder
-from autograder.judge import judge
-from autograder.lab import find_root, load_lab
-from autograder.probe import load_outputs, probe
+from autograder.grading.execute import modules as lab_modules
+from autograder.grading.intake import take, take_folder
+from autograder.grading.judge import judge
+from autograder.grading.probe import load_outputs, probe
+from autograder.labs.lab import find_root, load_lab
 from autograder.results import ExecutionResult, SubmissionResult
 from autograder.store import Store
 

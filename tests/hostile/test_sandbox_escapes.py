@@ -14,7 +14,7 @@ import pytest
 from graded import GOOD_PREDICT, by_id, executed_notebook
 
 from autograder.sandbox.containers import OWNER
-from autograder.sandbox.image import LABEL
+from autograder.sandbox.engine import LABEL
 
 pytestmark = pytest.mark.slow
 

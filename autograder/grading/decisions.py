@@ -12,8 +12,8 @@ import os
 from typing import Literal
 
 from autograder.errors import UserError
+from autograder.labs.rubric import decide
 from autograder.results import CriterionResult, Override, SubmissionResult
-from autograder.rubric import decide
 from autograder.store import Store
 
 

@@ -7,11 +7,11 @@ import threading
 from autograder import __version__
 from autograder.criteria import build
 from autograder.criteria.base import Evidence, ProbeData
-from autograder.intake import Submission
-from autograder.lab import Lab
-from autograder.pytest_plugin import TestContext, run_tests
+from autograder.grading.intake import Submission
+from autograder.grading.pytest_plugin import TestContext, run_tests
+from autograder.labs.lab import Lab
+from autograder.labs.rubric import decide
 from autograder.results import ExecutionResult, SubmissionResult
-from autograder.rubric import decide
 
 # pytest.main swaps process-wide state (sys.modules, warnings, capture): one run at a time.
 _PYTEST_LOCK = threading.Lock()

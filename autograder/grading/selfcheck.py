@@ -14,14 +14,14 @@ import tempfile
 from dataclasses import dataclass
 from pathlib import Path
 
-from autograder import embeddings
+from autograder.criteria.analysis import embeddings
 from autograder.criteria.base import ThresholdSpec
 from autograder.errors import UserError
-from autograder.intake import Submission, discover, take_beside
-from autograder.lab import Lab
-from autograder.pipeline import Grader, Options
+from autograder.grading.intake import Submission, discover, take_beside
+from autograder.grading.pipeline import Grader, Options
+from autograder.labs.lab import Lab
+from autograder.labs.rubric import decide
 from autograder.results import SubmissionResult
-from autograder.rubric import decide
 from autograder.sandbox.local import LocalBackend
 from autograder.store import Store
 

@@ -12,12 +12,12 @@ from pathlib import Path
 
 import nbformat
 
-from autograder.intake import Submission
-from autograder.lab import Lab
-from autograder.restore import restore
+from autograder.grading.intake import Submission
+from autograder.labs.lab import Lab
+from autograder.labs.spec import Limits, human_size
+from autograder.notebooks.restore import restore
 from autograder.results import ExecutionResult
 from autograder.sandbox import SandboxBackend, SandboxJob, SandboxRun
-from autograder.spec import Limits, human_size
 from autograder.workspace import copy_read_only, read_capped, workdir, write_files
 
 EXECUTED = "executed.ipynb"

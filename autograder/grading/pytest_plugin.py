@@ -21,7 +21,7 @@ import numpy as np
 import pytest
 
 from autograder.criteria.base import EvidenceMissing, ProbeData
-from autograder.probe import import_probes
+from autograder.grading.probe import import_probes
 from autograder.results import HiddenTestResult
 
 

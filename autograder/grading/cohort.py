@@ -9,10 +9,10 @@ Names of the other student stay in the TA's evidence (`details`), never in the s
 
 from __future__ import annotations
 
+from autograder.criteria.analysis.originality import find_copies
 from autograder.criteria.reflection import template_text
-from autograder.decisions import apply_overrides
-from autograder.lab import Lab
-from autograder.originality import find_copies
+from autograder.grading.decisions import apply_overrides
+from autograder.labs.lab import Lab
 from autograder.results import CriterionResult, SubmissionResult
 from autograder.store import Store
 

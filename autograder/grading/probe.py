@@ -26,12 +26,12 @@ import numpy as np
 from pydantic import ValidationError
 
 from autograder.criteria.base import ProbeData
-from autograder.lab import Lab
-from autograder.probing import ProbeFailure, Steps
-from autograder.remote import Exports, Inputs, Remote, SandboxLost, Session, StudentCodeError
+from autograder.grading.probing import ProbeFailure, Steps
+from autograder.grading.remote import Exports, Inputs, Remote, SandboxLost, Session, StudentCodeError
+from autograder.labs.lab import Lab
+from autograder.labs.spec import Limits, human_size
 from autograder.results import ModelStats, ProbeReport, ProbeStatus
 from autograder.sandbox import SandboxBackend
-from autograder.spec import Limits, human_size
 from autograder.workspace import copy_read_only, workdir, write_files
 
 OUTPUTS = "outputs"

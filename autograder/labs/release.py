@@ -23,9 +23,9 @@ import nbformat
 import numpy as np
 
 from autograder.arrays import load_npy, load_npz
-from autograder.assign import make_student_module, make_student_notebook
 from autograder.errors import UserError
-from autograder.lab import KIT_HANDOUT, KIT_RUBRIC, Lab
+from autograder.labs.assign import make_student_module, make_student_notebook
+from autograder.labs.lab import KIT_HANDOUT, KIT_RUBRIC, Lab
 
 MIN_LINE = 30  # characters: shorter lines (`return out`, `model.eval()`) are shared by chance
 # A hidden definition (function, class, constant) counts as leaked when this share of its distinctive

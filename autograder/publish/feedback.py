@@ -18,14 +18,14 @@ from pathlib import Path
 import numpy as np
 
 from autograder.arrays import ArrayRefused, load_npz
+from autograder.console import measured, reasons
+from autograder.criteria.analysis.metrics import METRICS, predicted_labels
 from autograder.errors import UserError
-from autograder.html import esc, figure_data_uri, img, matplotlib_backend, page, strip_ansi
-from autograder.lab import Lab
-from autograder.metrics import METRICS, predicted_labels
+from autograder.labs.lab import Lab
+from autograder.labs.spec import human_size
 from autograder.notebooks import load_notebook
-from autograder.report import measured, reasons
+from autograder.publish.html import esc, figure_data_uri, img, matplotlib_backend, page, strip_ansi
 from autograder.results import CriterionResult, SubmissionResult
-from autograder.spec import human_size
 from autograder.store import Store
 
 VERDICT_MEANING = {

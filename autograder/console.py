@@ -9,7 +9,7 @@ from rich.console import Console
 from rich.table import Table
 from rich.text import Text
 
-from autograder.intake import readable
+from autograder.grading.intake import readable
 from autograder.results import CriterionResult, SubmissionResult
 
 STYLE = {"G": "bold green", "U": "bold red", "review": "bold yellow", "error": "bold magenta"}

@@ -20,10 +20,18 @@ from typing import Any, Literal, get_args
 
 from pydantic import BaseModel, Field
 
-from autograder import ladok
-from autograder.course import CourseSpec, ModuleGrade, Roster, RosterEntry, course_results, load_roster, require_lab
 from autograder.errors import UserError
-from autograder.html import strip_ansi
+from autograder.publish import ladok
+from autograder.publish.course import (
+    CourseSpec,
+    ModuleGrade,
+    Roster,
+    RosterEntry,
+    course_results,
+    load_roster,
+    require_lab,
+)
+from autograder.publish.html import strip_ansi
 from autograder.results import SubmissionResult
 from autograder.store import Store
 
@@ -447,9 +455,9 @@ def _ladok(rows: list[_Row], roster: Roster, lab: str | None, course: CourseSpec
 
 def _titles(lab: str, root: Path | None, report: ExportReport) -> dict[str, str]:
     """Criterion id -> title from the rubric, so a student reads 'Accuracy on the hidden test set'."""
-    from autograder.lab import find_root
-    from autograder.loading import load_model
-    from autograder.rubric import Rubric
+    from autograder.labs.lab import find_root
+    from autograder.labs.loading import load_model
+    from autograder.labs.rubric import Rubric
 
     try:
         path = find_root(root) / "rubrics" / f"{lab}.yaml"

@@ -20,23 +20,23 @@ from pathlib import Path
 from typing import TypeVar
 
 from autograder import __version__
-from autograder.cohort import cross_check
 from autograder.criteria.base import DEFAULT_ADVICE, ProbeData
-from autograder.decisions import apply_overrides
 from autograder.errors import UserError
-from autograder.execute import Executed, execute, modules
-from autograder.execute import request as execute_request
-from autograder.intake import Submission
-from autograder.judge import judge
-from autograder.lab import Lab, sha256_files
+from autograder.grading.cohort import cross_check
+from autograder.grading.decisions import apply_overrides
+from autograder.grading.execute import Executed, execute, modules
+from autograder.grading.execute import request as execute_request
+from autograder.grading.intake import Submission
+from autograder.grading.judge import judge
+from autograder.grading.probe import load_outputs, probe
+from autograder.labs.lab import Lab, sha256_files
+from autograder.labs.spec import Limits
 from autograder.notebooks import load_notebook
-from autograder.probe import load_outputs, probe
 from autograder.results import CriterionResult, ExecutionResult, ProbeReport, SubmissionResult
 from autograder.sandbox import SandboxBackend
 from autograder.sandbox.base import CANCEL, RUNNER
 from autograder.sandbox.gpus import GpuPool
 from autograder.sandbox.gpus import detect as detect_gpus
-from autograder.spec import Limits
 from autograder.store import StageRecord, Store, storable
 from autograder.workspace import remove_tree
 

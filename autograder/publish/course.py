@@ -14,11 +14,11 @@ from pydantic import BaseModel, ConfigDict, Field, PrivateAttr, ValidationError,
 from rich.table import Table
 from rich.text import Text
 
+from autograder.console import STYLE, clean, reasons
 from autograder.errors import ConfigError, UserError
-from autograder.loading import field_path, load_model
-from autograder.report import STYLE, clean, reasons
+from autograder.labs.loading import field_path, load_model
+from autograder.labs.spec import Slug
 from autograder.results import SubmissionResult, Verdict
-from autograder.spec import Slug
 from autograder.store import Store
 
 DEFAULT_COURSE = "course.yaml"
@@ -117,7 +117,7 @@ def load_course(path: Path | None = None, root: Path | None = None) -> CourseSpe
     """course.yaml (default: in the course folder); where that folder has assignments/, every lab it
     names must exist there, so a misspelt lab fails here rather than marking everyone as missing it."""
     if path is None:
-        from autograder.lab import find_root
+        from autograder.labs.lab import find_root
 
         path = find_root(root) / DEFAULT_COURSE
     spec = load_model(path, CourseSpec)

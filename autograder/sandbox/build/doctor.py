@@ -15,8 +15,9 @@ import docker
 from pydantic import BaseModel
 
 from autograder.errors import UserError
+from autograder.sandbox.build.image import BOOTSTRAP_BASE, DEFAULT_BASE, image_status
+from autograder.sandbox.engine import DEFAULT_IMAGE, engine, has_image
 from autograder.sandbox.gpus import GpuInfo, detect
-from autograder.sandbox.image import BOOTSTRAP_BASE, DEFAULT_BASE, DEFAULT_IMAGE, engine, has_image, image_status
 
 BUILD_FIX = "autograder sandbox build"
 GVISOR_FIX = (

@@ -24,12 +24,11 @@ from pathlib import Path
 
 import docker
 import docker.errors
-import requests
 from docker.utils import parse_repository_tag
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 
 from autograder.errors import UserError
-from autograder.sandbox.wheelhouse import (
+from autograder.sandbox.build.wheelhouse import (
     Log,
     Target,
     download_wheelhouse,
@@ -37,12 +36,7 @@ from autograder.sandbox.wheelhouse import (
     sha256_text,
     stream,
 )
-
-DEFAULT_IMAGE = "autograder-sandbox:latest"
-# The image's unprivileged user (sandbox/Dockerfile); a root host chowns each work dir to it.
-SANDBOX_UID = 10001
-# Labels every container and image of ours carries, so leftovers can be found and removed.
-LABEL = "org.autograder.sandbox"
+from autograder.sandbox.engine import DEFAULT_IMAGE, ENGINE_HINT, LABEL, SANDBOX_UID, engine, explain, has_image
 
 DEFAULT_BASE = "python:3.11-slim-bookworm"
 # What a build falls back to when the default base can't be pulled: Debian made by debootstrap.
@@ -59,7 +53,6 @@ RUNNER_IMPORTS = ["papermill", "ipykernel", "nbclient", "nbformat", "cloudpickle
 LEAN_ABSENT = ["rfc3987_syntax", "jupyter_server"]
 # A build streams for many minutes with silent steps (pip installing torch): no read timeout.
 BUILD_TIMEOUT = 3600
-ENGINE_HINT = "start it: dockerd &  (as root), or install Debian's docker.io: apt-get install -y docker.io"
 
 # Loose on purpose (the engine has the last word): enough to fail before a 2-minute build.
 IMAGE_NAME = r"[a-z0-9][a-z0-9._/:-]*(:\w[\w.-]{0,127})?(@sha256:[0-9a-f]{64})?"
@@ -115,42 +108,12 @@ class ImageStatus(BaseModel):
     reason: str = Field("", description="why it is stale, absent, or can't be compared")
 
 
-# --- the engine -------------------------------------------------------------------------------
-
-
-def engine(timeout: float = 10, max_pool_size: int = 10) -> docker.DockerClient:
-    """A client whose engine has answered a ping; a UserError with the fix otherwise."""
-    try:
-        client = docker.from_env(timeout=timeout, max_pool_size=max_pool_size)
-        client.ping()
-    except (docker.errors.DockerException, requests.RequestException, OSError) as e:
-        why = _explain(e)
-        hint = ENGINE_HINT
-        if "permission denied" in why.lower():
-            hint = "add yourself to the docker group (usermod -aG docker $USER, then log in again), or run as root"
-        raise UserError(f"no Docker engine answers: {why}", hint) from None
-    return client
-
-
-def _explain(e: Exception) -> str:
-    text = getattr(e, "explanation", None) or str(e) or type(e).__name__
-    return " ".join(str(text).split())[:300]
-
-
-def has_image(client: docker.DockerClient, name: str) -> bool:
-    try:
-        client.images.get(name)
-    except docker.errors.ImageNotFound:
-        return False
-    return True
-
-
 # --- where things are -------------------------------------------------------------------------
 
 
 def default_context_dir() -> Path:
     """<course root>/sandbox when run in a course that has one, else this checkout's sandbox/."""
-    from autograder.lab import find_root
+    from autograder.labs.lab import find_root
 
     candidates = []
     try:
@@ -210,7 +173,7 @@ def ensure_base(client: docker.DockerClient, base: str, log: Log = quiet, mirror
         client.images.pull(base)
         return base
     except docker.errors.DockerException as e:
-        why = _explain(e)
+        why = explain(e)
     if base != DEFAULT_BASE:
         raise UserError(
             f"can't get the base image {base}: {why}",
@@ -363,7 +326,7 @@ def _build(client: docker.DockerClient, context: Path, log: Log, **kwargs) -> tu
                     "the lines above name the failing step; rebuild with --no-cache if a cached layer is at fault",
                 )
     except (docker.errors.APIError, docker.errors.BuildError) as e:
-        raise UserError(f"the engine refused the build: {_explain(e)}", ENGINE_HINT) from None
+        raise UserError(f"the engine refused the build: {explain(e)}", ENGINE_HINT) from None
     if image_id is None:
         raise UserError("the build ended without an image:\n" + "\n".join(tail))
     return image_id, stage_ends
@@ -453,7 +416,7 @@ def build_image(options: BuildOptions | None = None, log: Log = quiet) -> BuildR
     try:
         image.tag(repository, tag or "latest")
     except docker.errors.APIError as e:
-        raise UserError(f"can't tag the image {options.tag}: {_explain(e)}") from None
+        raise UserError(f"can't tag the image {options.tag}: {explain(e)}") from None
     image.reload()
     if stage_ends:
         keep_stage(client, stage_ends[-1], stage_tag(options.tag))

@@ -21,8 +21,8 @@ from typing import Literal
 import numpy as np
 from pydantic import BaseModel, Field
 
-from autograder import embeddings
-from autograder.text import containment, shingles, strip_markdown, tokens
+from autograder.criteria.analysis import embeddings
+from autograder.criteria.analysis.text import containment, shingles, strip_markdown, tokens
 
 LEXICAL_COPY = 0.4
 SEMANTIC_COPY = 0.93

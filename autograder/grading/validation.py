@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from autograder.lab import Lab
+from autograder.labs.lab import Lab
 from autograder.notebooks import find_cell, load_notebook
 from autograder.results import SubmissionResult
 

@@ -13,14 +13,14 @@ import hashlib
 import json
 import os
 import stat
-import unicodedata
 import zipfile
 from pathlib import Path, PurePosixPath
 
 from pydantic import BaseModel, Field, field_validator
 
 from autograder.errors import UserError
-from autograder.spec import human_size
+from autograder.ids import readable, student_id
+from autograder.labs.spec import human_size
 
 MAX_NOTEBOOK_BYTES = 20 * 1024**2
 MAX_MODULE_BYTES = 2 * 1024**2
@@ -29,41 +29,6 @@ MAX_ZIP_DIRECTORY_BYTES = MAX_ZIP_MEMBERS * 512  # a directory entry is 46 bytes
 IGNORED_PARTS = {".ipynb_checkpoints", "__MACOSX", "__pycache__", ".git"}
 # Shown as escapes, never as themselves: controls (C0, DEL, C1), format characters (bidi overrides such
 # as U+202E, zero-width characters), lone surrogates, and line and paragraph separators.
-_ESCAPED_CATEGORIES = frozenset({"Cc", "Cf", "Cs", "Zl", "Zp"})
-
-
-def _escape(text: str, backslash: bool, keep: str = "") -> str:
-    out = []
-    for ch in text:
-        cp = ord(ch)
-        if ch == "\\" and backslash:
-            out.append("\\\\")
-        elif 0xDC80 <= cp <= 0xDCFF:  # a byte that was not UTF-8, as Python's surrogateescape holds it
-            out.append(f"\\x{cp - 0xDC00:02x}")
-        elif ch not in keep and unicodedata.category(ch) in _ESCAPED_CATEGORIES:
-            out.append(f"\\u{cp:04x}" if cp <= 0xFFFF else f"\\U{cp:08x}")
-        else:
-            out.append(ch)
-    return "".join(out)
-
-
-def student_id(raw: str | bytes) -> str:
-    """A student id from a raw name (a notebook's file stem, a student's folder or zip name): valid UTF-8
-    text without control or format characters that reads as the name does. Ordinary names ('ada',
-    'åsa', 'li.wei-2') stay as they are; a byte that is not UTF-8 reads as `\\xe9`, a control or format
-    character as `\\u001b` or `\\u202e`, and a backslash as two, so two different names never get
-    one id (the escapes can be read back) and the same name always gets the same one."""
-    if isinstance(raw, bytes):
-        raw = os.fsdecode(raw)
-    return _escape(raw, backslash=True)
-
-
-def readable(text: str) -> str:
-    """Text safe to store and show (a member name in a reason, a message): the escapes of `student_id`
-    for what is not, tabs and newlines kept, backslashes as they are."""
-    return _escape(text, backslash=False, keep="\t\n")
-
-
 class Submission(BaseModel):
     """What one student handed in. `path` is the notebook itself, or the student's folder or zip;
     `notebook` and `files` name the members used, relative to it."""

@@ -25,9 +25,9 @@ from typing import Any
 import numpy as np
 
 from autograder.arrays import ArrayRefused, check_header
+from autograder.labs.spec import Limits
 from autograder.sandbox import SandboxBackend, SandboxJob, SandboxRun
 from autograder.sandbox.runner import ARRAY_KINDS, WireError, recv_message, send_message
-from autograder.spec import Limits
 
 CHANNEL = ".channel"
 MAX_ARRAY_BYTES = 256 * 1024**2  # one array the student's process may send back

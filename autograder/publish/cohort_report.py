@@ -16,11 +16,11 @@ from urllib.parse import quote
 
 import numpy as np
 
-from autograder import html
 from autograder.errors import UserError
-from autograder.feedback import file_stems
-from autograder.html import esc
-from autograder.lab import Lab
+from autograder.labs.lab import Lab
+from autograder.publish import html
+from autograder.publish.feedback import file_stems
+from autograder.publish.html import esc
 from autograder.results import CriterionResult, SubmissionResult
 from autograder.store import Store
 

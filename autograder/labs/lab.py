@@ -12,9 +12,9 @@ import numpy as np
 
 from autograder.arrays import load_npz
 from autograder.errors import ConfigError, UserError
-from autograder.loading import load_model
-from autograder.rubric import Rubric
-from autograder.spec import LabSpec
+from autograder.labs.loading import load_model
+from autograder.labs.rubric import Rubric
+from autograder.labs.spec import LabSpec
 
 MAX_SPLIT_BYTES = 8 * 1024**3  # per split file, unpacked: the staff's own data, so only a guard against a broken file
 

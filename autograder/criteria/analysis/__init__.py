@@ -1,0 +1,1 @@
+"""What criteria read with: source code, text, embeddings, metrics; no verdicts here."""
