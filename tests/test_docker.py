@@ -18,10 +18,14 @@ from autograder.sandbox.engine import LABEL
 
 pytestmark = pytest.mark.slow
 
+# A well-formed job for the tests that only look at how a container is set up around it.
+EXECUTE_JOB = {"stage": "execute", "notebook": "n.ipynb", "output": "o.ipynb", "parameters": {}, "exports": [],
+               "exports_dir": "exports", "cell_timeout": None, "output_cap": 1024, "output_total_cap": 16384}
+
 
 def test_containers_are_created_hardened(docker_backend, tmp_path):
     limits = Limits(memory="512MiB", cpus=1.5, pids=100, shm="128MiB", disk="1GiB")
-    job = SandboxJob(stage="execute", workdir=tmp_path, request={}, limits=limits)
+    job = SandboxJob(workdir=tmp_path, request=EXECUTE_JOB, limits=limits)
     container = docker_backend.client.containers.create(**docker_backend.container_config(job))
     try:
         host = container.attrs["HostConfig"]
@@ -52,7 +56,7 @@ def test_containers_are_created_hardened(docker_backend, tmp_path):
 
 
 def test_gpus_become_device_requests_for_those_ids(docker_backend, tmp_path):
-    job = SandboxJob(stage="execute", workdir=tmp_path, request={}, limits=Limits(gpus=2), gpu_ids=["1", "3"])
+    job = SandboxJob(workdir=tmp_path, request=EXECUTE_JOB, limits=Limits(gpus=2), gpu_ids=["1", "3"])
     config = docker_backend.container_config(job)
     (request,) = config["device_requests"]
     assert request["DeviceIDs"] == ["1", "3"] and request["Capabilities"] == [["gpu"]]
@@ -148,7 +152,7 @@ def test_the_engines_stats_stand_in_where_its_cgroups_are_not_visible(docker_bac
     container = docker_backend.client.containers.create(docker_backend.image, ["sleep", "30"])
     try:
         container.start()
-        job = SandboxJob(stage="execute", workdir=tmp_path, request={}, limits=Limits())
+        job = SandboxJob(workdir=tmp_path, request=EXECUTE_JOB, limits=Limits())
         sampler = _Sampler(docker_backend, container, job, pids_limit=256)
         sampler.cgroup = {}  # as if the engine were elsewhere
         sampler._sample()

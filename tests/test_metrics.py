@@ -31,6 +31,8 @@ SPLITS = {"train": "public", "val": "public", "test": "hidden"}
 class FakeLab:
     """What a criterion reads of a lab: split visibility and, for reconstructions, the inputs X."""
 
+    public_only = False  # the grader's view of the lab, not the self-check's
+
     def __init__(self, inputs: dict[str, np.ndarray] | None = None) -> None:
         self.spec = SimpleNamespace(splits=SPLITS)
         self.inputs = inputs or {}

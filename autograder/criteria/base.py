@@ -3,8 +3,9 @@
 from __future__ import annotations
 
 from abc import ABC, abstractmethod
+from collections.abc import Iterator
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Any, ClassVar, Literal
+from typing import TYPE_CHECKING, Any, ClassVar, Literal, NamedTuple
 
 import numpy as np
 from pydantic import BaseModel, ConfigDict, Field
@@ -18,8 +19,24 @@ if TYPE_CHECKING:
     from autograder.labs.lab import Lab
 
 
+class Reference(NamedTuple):
+    """A name a criterion gives to something in the lab's other files, and the field that gives it."""
+
+    field: str
+    kind: Literal["probe", "split", "export", "cell"]
+    name: str
+
+
+class LabProblem(NamedTuple):
+    """What a criterion names that the lab lacks: the field, what is wrong, and how to fix it."""
+
+    field: str
+    problem: str
+    hint: str
+
+
 class CriterionSpec(BaseModel):
-    """Fields every rubric criterion has; each kind adds its own."""
+    """Fields every rubric criterion has; each kind adds its own, and says what of the lab it names."""
 
     model_config = ConfigDict(extra="forbid")
 
@@ -29,6 +46,27 @@ class CriterionSpec(BaseModel):
     required: bool = Field(True, description="A required criterion must pass for G; others are advice.")
     on_fail: Literal["U", "review"] = Field(
         "U", description="What failing it means: U, or `review` to send the submission to a human instead.")
+
+    def references(self) -> list[Reference]:
+        """The probes, splits, exports and notebook cells this criterion names, field by field."""
+        return []
+
+    def probes(self) -> list[str]:
+        return [r.name for r in self.references() if r.kind == "probe"]
+
+    def lab_problems(self, lab: Lab) -> Iterator[LabProblem]:
+        """What this criterion names that the lab does not have (cells are the validator's: reading
+        the notebooks belongs to `validate-lab`, not to every load)."""
+        for ref in self.references():
+            if ref.kind == "probe" and ref.name not in lab.probes and not lab.public_only:
+                yield LabProblem(ref.field, f"names probe {ref.name!r}, but no probes file defines probe_{ref.name}()",
+                                 f"probes defined: {', '.join(sorted(lab.probes)) or 'none'}")
+            elif ref.kind == "split" and ref.name not in lab.spec.splits:
+                yield LabProblem(ref.field, f"names split {ref.name!r}, which lab.yaml does not define",
+                                 f"use one of: {', '.join(lab.spec.splits)}")
+            elif ref.kind == "export" and ref.name not in lab.spec.exports:
+                yield LabProblem(ref.field, f"names export {ref.name!r}, which lab.yaml does not list under `exports`",
+                                 f"exports: {', '.join(lab.spec.exports)}")
 
 
 class ThresholdSpec(CriterionSpec):
@@ -133,9 +171,11 @@ class Criterion(ABC):
     def check(self, evidence: Evidence) -> CriterionResult:
         """evaluate(), turning missing evidence into `skipped`/`fail`/`error` with the reason, a
         failure into `review` where the rubric says so, and adding the sentence on what to do."""
-        probe = getattr(self.spec, "probe", None)
         lab = evidence.lab
-        if probe and getattr(lab, "public_only", False) and probe not in lab.probes:
+        public_only = getattr(lab, "public_only", False)  # the self-check's view of the lab has no hidden probes
+        hidden = [p for p in self.spec.probes() if p not in lab.probes] if public_only else []
+        if hidden:
+            probe = hidden[0]
             # The self-check's view holds no hidden probe: say so rather than fail the student for it.
             result = self.result("skipped", f"Checked only at grading: it is measured by a hidden probe ({probe}).",
                                  advice="Nothing to check here; grading measures it.", reason="hidden-only")

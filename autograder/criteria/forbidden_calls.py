@@ -7,7 +7,7 @@ code cannot hide from a reader it does not control. What text alone cannot settl
 
 from __future__ import annotations
 
-from typing import Annotated, Literal
+from typing import Annotated, Any, Literal
 
 from pydantic import Field
 
@@ -44,7 +44,7 @@ class ForbiddenCalls(Criterion):
         if evidence.submitted is None:
             raise EvidenceMissing("the notebook could not be read", student=True)
         found = find_uses(evidence.submitted, s.calls, evidence.modules)
-        details = dict(
+        details: dict[str, Any] = dict(
             banned=list(s.calls),
             uses=[{"name": u.name, "banned": u.banned, "how": u.how, "cell": u.cell, "line": u.line}
                   for u in found.uses],

@@ -8,13 +8,25 @@ name and assertion message can give the tests away, so the student sees them onl
 
 from __future__ import annotations
 
-from typing import Literal
+from collections.abc import Iterator
+from typing import TYPE_CHECKING, Any, Literal
 
 from pydantic import Field
 
 from autograder.criteria import register
-from autograder.criteria.base import BORDERLINE, Criterion, Evidence, EvidenceMissing, ProbeData, ThresholdSpec
+from autograder.criteria.base import (
+    BORDERLINE,
+    Criterion,
+    Evidence,
+    EvidenceMissing,
+    LabProblem,
+    ProbeData,
+    ThresholdSpec,
+)
 from autograder.results import CriterionResult, HiddenTestResult
+
+if TYPE_CHECKING:
+    from autograder.labs.lab import Lab
 
 
 class HiddenTestsSpec(ThresholdSpec):
@@ -22,6 +34,12 @@ class HiddenTestsSpec(ThresholdSpec):
     min_score: float = Field(
         1.0, ge=0, le=1, description="Share of the tests' weight that must pass (1: every test). Skipped tests "
         "do not count; a test's weight is 1 unless it is marked @pytest.mark.weight(w).")
+
+    def lab_problems(self, lab: Lab) -> Iterator[LabProblem]:
+        yield from super().lab_problems(lab)
+        if not lab.test_files() and not lab.public_only:
+            yield LabProblem("", f"no test_*.py files in {lab.tests_dir} or {lab.public_tests_dir}",
+                             "add hidden tests or remove the criterion")
 
 
 @register
@@ -56,7 +74,8 @@ class HiddenTests(Criterion):
         score = sum(t.weight for t in counted if t.outcome == "passed") / total if total else 1.0
         score = round(score, 4)
         status = s.status(score >= s.min_score, s.min_score - score)
-        details = dict(score=score, passed=f"{len(counted) - len(failed)}/{len(counted)}", tests=_details(tests))
+        details: dict[str, Any] = dict(score=score, passed=f"{len(counted) - len(failed)}/{len(counted)}",
+                                       tests=_details(tests))
         if not failed:
             return self.result("pass", f"All {len(counted)} {noun} pass.", score, s.min_score, **details)
         what = _what_failed(failed, len(counted), _probe_failures(evidence.probes), noun)

@@ -9,7 +9,7 @@ should be seen: those go to a human (or U, as the rubric says).
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, Literal
+from typing import TYPE_CHECKING, Any, Literal
 
 from pydantic import Field
 
@@ -64,7 +64,7 @@ class LockedCells(Criterion):
             return self.result("error", "The released student notebook could not be read.")
         restored = restore(evidence.submitted, released)
         edited, deleted, moved, impostors = restored.edited, restored.deleted, restored.moved, restored.impostors
-        extra = {"moved": moved} if moved else {}
+        extra: dict[str, Any] = {"moved": moved} if moved else {}
         if impostors:
             extra["impostors"] = [imp.asdict() for imp in impostors]
         if not deleted and not impostors:

@@ -3,14 +3,14 @@ judge from probe outputs with a metric from autograder.criteria.analysis.metrics
 
 from __future__ import annotations
 
-from typing import ClassVar, Literal
+from typing import Any, ClassVar, Literal, Protocol
 
 import numpy as np
 from pydantic import Field, field_validator, model_validator
 
 from autograder.criteria import register
 from autograder.criteria.analysis import metrics as registry  # the module, not its names: it imports this package first
-from autograder.criteria.base import BORDERLINE, Criterion, Evidence, EvidenceMissing, ThresholdSpec
+from autograder.criteria.base import BORDERLINE, Criterion, Evidence, EvidenceMissing, Reference, ThresholdSpec
 from autograder.results import CriterionResult
 
 IMPROVE = "Improve the model (architecture, training length, learning rate) and check it on the validation set " \
@@ -21,13 +21,25 @@ OUTPUTS = "Make your exported objects return what the notebook asks for (one row
           "and try them on the validation set before handing in."
 
 
+class _Named(Protocol):
+    """What Measures needs of the spec it is mixed into."""
+
+    @property
+    def metric(self) -> str: ...
+
+    @property
+    def k(self) -> int: ...
+
+    def measured(self) -> registry.Metric: ...
+
+
 class Measures:
     """What MeasureSpec and AccuracySpec share: the metric they name (`metric`, `k`), looked up in the registry."""
 
-    def measured(self) -> registry.Metric:
+    def measured(self: _Named) -> registry.Metric:
         return registry.METRICS[self.metric]
 
-    def describe(self) -> str:
+    def describe(self: _Named) -> str:
         """The metric in plain words, e.g. `top-5 accuracy`."""
         return self.measured().describe(k=self.k)
 
@@ -44,6 +56,9 @@ class MeasureSpec(Measures, ThresholdSpec):
     data_range: float = Field(1.0, gt=0, description="For psnr: max minus min of the possible values (1 or 255).")
     input_scale: float = Field(1.0, gt=0, description="For target: inputs: X is divided by this before the comparison, "
                                "e.g. 255 where X holds uint8 pixels and the model's outputs are in [0, 1].")
+
+    def references(self) -> list[Reference]:
+        return [Reference("probe", "probe", self.probe)]
 
     @field_validator("metric")
     @classmethod
@@ -73,6 +88,9 @@ class MetricSpec(MeasureSpec):
     min: float | None = Field(None, description="Lowest value that passes, for metrics where higher is better.")
     max: float | None = Field(None, description="Highest value that passes, for metrics where lower is better.")
 
+    def references(self) -> list[Reference]:
+        return [*super().references(), Reference("split", "split", self.split)]
+
     @model_validator(mode="after")
     def _one_bar(self):
         m = self.measured()
@@ -84,6 +102,7 @@ class MetricSpec(MeasureSpec):
             raise ValueError(f"{m.name} is better when {'higher' if m.higher_is_better else 'lower'}: give `{bar}` "
                              f"(the {most} {self.describe()} that passes) instead of `{given}`")
         bar, value = ("min", self.min) if self.min is not None else ("max", self.max)
+        assert value is not None  # exactly one of the two is given, as checked above
         low, high = m.bounds
         if not low <= value <= high:
             raise ValueError(f"`{bar}: {value}` is outside the range of {m.name}, {low:g} to {high:g}")
@@ -104,6 +123,9 @@ class AccuracySpec(Measures, ThresholdSpec):
     data_range: ClassVar[float] = 1.0
     input_scale: ClassVar[float] = 1.0
     max: ClassVar[None] = None
+
+    def references(self) -> list[Reference]:
+        return [Reference("probe", "probe", self.probe), Reference("split", "split", self.split)]
 
 
 def measure(evidence: Evidence, spec: MeasureSpec | AccuracySpec, split: str) -> float:
@@ -140,7 +162,7 @@ class MetricCriterion(Criterion):
     """A metric on one split must reach `min` (higher is better) or stay under `max` (lower is better)."""
 
     kind = "metric"
-    Spec = MetricSpec
+    Spec: ClassVar[type[MetricSpec] | type[AccuracySpec]] = MetricSpec
     spec: MetricSpec | AccuracySpec
     advice = {"fail": IMPROVE}
 
@@ -153,6 +175,7 @@ class MetricCriterion(Criterion):
         where, name = _split_name(evidence, s.split), _capital(s.describe())
         if s.max is None:
             bar, side, needs = s.min, "below", "needed"
+            assert bar is not None  # a spec gives exactly one of min and max
             status = s.status(value >= bar, bar - value)
         else:
             bar, side, needs = s.max, "above", "allowed"
@@ -180,6 +203,9 @@ class GapSpec(MeasureSpec):
     kind: Literal["generalization-gap"]
     train: str = Field("train", description="The split the student trained on (or `val`).")
     test: str = Field("test", description="The held-out split, usually hidden.")
+
+    def references(self) -> list[Reference]:
+        return [*super().references(), Reference("train", "split", self.train), Reference("test", "split", self.test)]
     max: float = Field(ge=0, description="Largest gap that passes, measured as how much worse `test` is than "
                        "`train` (train minus test where higher is better, test minus train where lower is).")
 
@@ -207,7 +233,7 @@ class GeneralizationGap(Criterion):
         except BadOutputs as bad:
             return self.result("fail", _capital(str(bad)), advice=OUTPUTS, metric=s.metric)
         gap = train - test if s.measured().higher_is_better else test - train
-        details = {"metric": s.metric, "train": train, "test": test, "splits": [s.train, s.test]}
+        details: dict[str, Any] = {"metric": s.metric, "train": train, "test": test, "splits": [s.train, s.test]}
         if s.metric == "accuracy":
             details |= {"train_accuracy": train, "test_accuracy": test}
         seen = "the training data" if s.train == "train" else _split_name(evidence, s.train)

@@ -15,7 +15,7 @@ from typing import Literal
 from pydantic import ByteSize, Field, model_validator
 
 from autograder.criteria import register
-from autograder.criteria.base import Criterion, CriterionSpec, Evidence, EvidenceMissing, ProbeData
+from autograder.criteria.base import Criterion, CriterionSpec, Evidence, EvidenceMissing, ProbeData, Reference
 from autograder.labs.spec import Identifier, human_size
 from autograder.results import CriterionResult
 
@@ -30,6 +30,9 @@ class ModelSizeSpec(CriterionSpec):
     max_saved_bytes: ByteSize | None = Field(
         None, description="Largest pickle of the export, measured on the host (default: 8 bytes per allowed "
         "parameter, or max_bytes, plus 256 KiB for the code saved with it).")
+
+    def references(self) -> list[Reference]:
+        return [Reference("export", "export", self.export)]
 
     def saved_bar(self) -> int:
         if self.max_saved_bytes is not None:
@@ -75,7 +78,11 @@ class ModelSize(Criterion):
         if stats.saved_bytes is not None and stats.saved_bytes > s.saved_bar():
             over.append(f"a saved size of {human_size(stats.saved_bytes)}, more than the {human_size(s.saved_bar())} "
                         "a model within the budget takes")
-        value, bar = (counted, s.max_parameters) if s.max_parameters is not None else (stats.bytes, int(s.max_bytes))
+        if s.max_parameters is not None:
+            value, bar = counted, s.max_parameters
+        else:
+            assert s.max_bytes is not None  # the spec gives max_parameters, max_bytes or both
+            value, bar = stats.bytes, int(s.max_bytes)
         details = stats.model_dump()
         if over:
             return self.result("fail", f"`{s.export}` has {' and '.join(over)}.", value, bar, **details)

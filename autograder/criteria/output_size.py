@@ -7,12 +7,12 @@ the first), so it measures what the model produces, not what the student says it
 from __future__ import annotations
 
 import math
-from typing import Literal
+from typing import Any, Literal
 
 from pydantic import Field
 
 from autograder.criteria import register
-from autograder.criteria.base import Criterion, CriterionSpec, Evidence, EvidenceMissing
+from autograder.criteria.base import Criterion, CriterionSpec, Evidence, EvidenceMissing, Reference
 from autograder.results import CriterionResult
 
 
@@ -22,6 +22,9 @@ class OutputSizeSpec(CriterionSpec):
     split: str = Field("test", description="Split whose output is measured.")
     max_per_item: int = Field(ge=1, description="Most numbers per input item that pass.")
     what: str = Field("output", description="What the output is, for the student: e.g. 'latent code'.")
+
+    def references(self) -> list[Reference]:
+        return [Reference("probe", "probe", self.probe), Reference("split", "split", self.split)]
 
 
 @register
@@ -43,7 +46,7 @@ class OutputSize(Criterion):
                                f"per input (shape ({n_inputs}, ...)).", None, s.max_per_item, shape=list(shape),
                                advice="Return one output per input, with the inputs along the first dimension.")
         size = math.prod(shape[1:])
-        details = {"shape": list(shape)}
+        details: dict[str, Any] = {"shape": list(shape)}
         if size > s.max_per_item:
             return self.result("fail", f"The {s.what} has {size:,} numbers per input, more than the "
                                f"{s.max_per_item:,} allowed.", size, s.max_per_item, **details)

@@ -33,7 +33,7 @@ from autograder.criteria.analysis.text import (
     strip_markdown,
     tokens,
 )
-from autograder.criteria.base import Criterion, CriterionSpec, Evidence, EvidenceMissing
+from autograder.criteria.base import Criterion, CriterionSpec, Evidence, EvidenceMissing, Reference
 from autograder.labs.spec import Slug
 from autograder.notebooks import find_cell, load_notebook
 from autograder.results import CriterionResult, Status
@@ -108,6 +108,10 @@ class ReflectionSpec(CriterionSpec):
     @property
     def needed(self) -> int:
         return len(self.themes) if self.min_themes is None else self.min_themes
+
+    def references(self) -> list[Reference]:
+        prompt = [Reference("prompt", "cell", self.prompt)] if self.prompt else []
+        return [Reference("cell", "cell", self.cell), *prompt]
 
 
 @lru_cache(maxsize=32)

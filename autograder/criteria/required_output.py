@@ -12,7 +12,7 @@ from typing import TYPE_CHECKING, Literal
 from pydantic import Field
 
 from autograder.criteria import register
-from autograder.criteria.base import Criterion, CriterionSpec, Evidence, EvidenceMissing
+from autograder.criteria.base import Criterion, CriterionSpec, Evidence, EvidenceMissing, Reference
 from autograder.notebooks import find_cell
 from autograder.results import CriterionResult
 
@@ -118,6 +118,9 @@ class RequiredOutputSpec(CriterionSpec):
         "HTML/Markdown table or a printed pandas DataFrame.")
     min_count: int = Field(1, ge=1, description="How many such outputs the cell must show at least.")
     what: str = Field("", description="What the output is, for the student: e.g. 'the training curve'.")
+
+    def references(self) -> list[Reference]:
+        return [Reference("cell", "cell", self.cell)]
 
 
 @register

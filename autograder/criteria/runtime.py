@@ -12,7 +12,7 @@ from typing import TYPE_CHECKING, Literal
 from pydantic import Field
 
 from autograder.criteria import register
-from autograder.criteria.base import BORDERLINE, Criterion, Evidence, EvidenceMissing, ThresholdSpec
+from autograder.criteria.base import BORDERLINE, Criterion, Evidence, EvidenceMissing, Reference, ThresholdSpec
 from autograder.criteria.required_output import cell_name, executed_notebook, missing_cell
 from autograder.notebooks import find_cell
 from autograder.results import CriterionResult
@@ -26,6 +26,9 @@ class RuntimeSpec(ThresholdSpec):
     max_seconds: float = Field(gt=0, description="Longest run time that passes, in seconds on the grading host.")
     cell: str | None = Field(
         None, description="nbgrader grade_id or tag of one cell to time; without it, the whole notebook's run.")
+
+    def references(self) -> list[Reference]:
+        return [Reference("cell", "cell", self.cell)] if self.cell else []
 
 
 def cell_duration(cell: NotebookNode) -> float | None:
@@ -54,6 +57,7 @@ class Runtime(Criterion):
 
     def evaluate(self, evidence: Evidence) -> CriterionResult:
         s = self.spec
+        seconds: float | None
         if s.cell is None:
             run = evidence.execution
             if run is None:

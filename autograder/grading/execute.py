@@ -9,45 +9,47 @@ from __future__ import annotations
 import shutil
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import nbformat
 
+from autograder.artifacts import EXECUTED, EXPORTS, ExecuteArtifacts
 from autograder.grading.intake import Submission
 from autograder.labs.lab import Lab
 from autograder.labs.spec import Limits, human_size
 from autograder.notebooks.restore import restore
 from autograder.results import ExecutionResult
 from autograder.sandbox import SandboxBackend, SandboxJob, SandboxRun
+from autograder.sandbox.runner import ExecuteJob
 from autograder.workspace import copy_read_only, read_capped, workdir, write_files
 
-EXECUTED = "executed.ipynb"
-EXPORTS = "exports"
 MAX_EXPORT_BYTES = 2 * 1024**3
 
 
 @dataclass
 class Executed:
     result: ExecutionResult
-    folder: Path  # artifacts: executed.ipynb (when readable) and exports/<name>.pkl
+    folder: Path  # artifacts.ExecuteArtifacts: executed.ipynb (when readable) and exports/<name>.pkl
 
     @property
     def notebook_path(self) -> Path:
-        return self.folder / EXECUTED
+        return ExecuteArtifacts(self.folder).notebook
 
     @property
     def exports_dir(self) -> Path:
-        return self.folder / EXPORTS
+        return ExecuteArtifacts(self.folder).exports
 
 
-def request(lab: Lab, limits: Limits) -> dict:
+def request(lab: Lab, limits: Limits) -> ExecuteJob:
     """The runner's job; everything in it is relative to the work dir, so any backend can mount it."""
     parameters = {**lab.spec.parameters, "data_dir": "data", "device": "cuda" if limits.gpus else "cpu"}
     return {
+        "stage": "execute",
         "notebook": "submission.ipynb",
-        "output": EXECUTED,
+        "output": EXECUTED,  # in the work dir; the host keeps the copy from the runner's pipe
         "parameters": parameters,
         "exports": lab.spec.exports,
-        "exports_dir": EXPORTS,
+        "exports_dir": EXPORTS,  # the capture cell writes there; the host copies the declared ones
         "cell_timeout": limits.cell_timeout,
         "output_cap": int(limits.output),
         "output_total_cap": 16 * int(limits.output),
@@ -74,15 +76,15 @@ def execute(lab: Lab, sub: Submission, backend: SandboxBackend, limits: Limits, 
         (wd / "submission.ipynb").write_bytes(prepared_notebook(lab, sub))
         write_files(wd, modules(lab, sub))
         copy_read_only(lab.public_data_dir, wd / "data")
-        job = SandboxJob(stage="execute", workdir=wd, request=request(lab, limits), limits=limits,
-                         gpu_ids=gpu_ids or [])
+        job = SandboxJob(workdir=wd, request=request(lab, limits), limits=limits, gpu_ids=gpu_ids or [])
         run = backend.run(job)
         artifacts.mkdir(parents=True, exist_ok=True)
         result = interpret(run, limits)
         # From the runner's pipe, never from the work dir, where the student's processes could rewrite it.
+        kept = ExecuteArtifacts(artifacts)
         if run.attachment:
-            (artifacts / EXECUTED).write_bytes(run.attachment)
-        _keep_exports(wd / EXPORTS, artifacts / EXPORTS, lab.spec.exports, result)
+            kept.notebook.write_bytes(run.attachment)
+        _keep_exports(wd / EXPORTS, kept.exports, lab.spec.exports, result)
     return Executed(result=result, folder=artifacts)
 
 
@@ -91,9 +93,9 @@ def _mb(n: int | None) -> float | None:
 
 
 def interpret(run: SandboxRun, limits: Limits) -> ExecutionResult:
-    base = dict(duration_s=run.duration_s, peak_memory_mb=_mb(run.peak_memory_bytes), stderr_tail=run.stderr[-2000:],
-                device="cuda" if limits.gpus else "cpu", gpus=run.gpu_ids,
-                peak_gpu_memory_mb=_mb(run.peak_gpu_memory_bytes))
+    base: dict[str, Any] = dict(
+        duration_s=run.duration_s, peak_memory_mb=_mb(run.peak_memory_bytes), stderr_tail=run.stderr[-2000:],
+        device="cuda" if limits.gpus else "cpu", gpus=run.gpu_ids, peak_gpu_memory_mb=_mb(run.peak_gpu_memory_bytes))
     if run.status == "timeout":
         return ExecutionResult(status="timeout", message=(
             f"The notebook was stopped after {limits.timeout:g} s, the lab's time limit for the whole run "

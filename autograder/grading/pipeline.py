@@ -20,6 +20,7 @@ from pathlib import Path
 from typing import TypeVar
 
 from autograder import __version__
+from autograder.artifacts import stage_folder
 from autograder.criteria.base import DEFAULT_ADVICE, ProbeData
 from autograder.errors import UserError
 from autograder.grading.cohort import cross_check
@@ -226,7 +227,7 @@ class Grader:
                 result = model.model_validate(recorded.result)
                 if result.status != "harness-error":  # our own failures are always retried
                     return result, recorded
-            folder = self.store.artifacts_root / self.lab.name / sub.sha256[:16] / f"{stage}-{key[:12]}"
+            folder = stage_folder(self.store.artifacts_root, self.lab.name, sub.sha256, stage, key)
             remove_tree(folder)
             result = run(folder)
             record = StageRecord(key=key, stage=stage, lab=self.lab.name, submission_hash=sub.sha256,

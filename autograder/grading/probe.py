@@ -25,17 +25,18 @@ from typing import Any
 import numpy as np
 from pydantic import ValidationError
 
+from autograder.arrays import ArrayRefused
+from autograder.artifacts import EXPORTS, MAX_OUTPUT_BYTES, ProbeArtifacts
 from autograder.criteria.base import ProbeData
 from autograder.grading.probing import ProbeFailure, Steps
-from autograder.grading.remote import Exports, Inputs, Remote, SandboxLost, Session, StudentCodeError
+from autograder.grading.remote import CHANNEL, Exports, Inputs, Remote, SandboxLost, Session, StudentCodeError
 from autograder.labs.lab import Lab
 from autograder.labs.spec import Limits, human_size
 from autograder.results import ModelStats, ProbeReport, ProbeStatus
 from autograder.sandbox import SandboxBackend
+from autograder.sandbox.runner import ProbeJob
 from autograder.workspace import copy_read_only, workdir, write_files
 
-OUTPUTS = "outputs"
-MAX_OUTPUT_BYTES = 256 * 1024**2  # all arrays of one probe's output
 MAX_TEXT_CHARS = 10_000  # a text array in an output (a probe's own note on what failed)
 NAME = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
 OUTPUT_KINDS = "biufU"
@@ -82,12 +83,13 @@ def probe(lab: Lab, exports: Path, backend: SandboxBackend, limits: Limits, arti
         return ProbeReport(status="harness-error", message=f"the lab's probes could not be imported: "
                            f"{type(exc).__name__}: {exc}"[:500])
     extra = sum(len(fn.functions) - 1 for _, fn, _ in plan if isinstance(fn, Steps))
-    request = {"exports": lab.spec.exports, "exports_dir": "exports", "modules_dir": "modules",
-               "modules": sorted(Path(name).stem for name in modules or {})}
+    request: ProbeJob = {"stage": "probe", "exports": lab.spec.exports, "exports_dir": EXPORTS,
+                         "modules_dir": "modules", "modules": sorted(Path(name).stem for name in modules or {}),
+                         "channel": CHANNEL}
     with ExitStack() as stack:
         def start() -> Session:
             wd = stack.enter_context(workdir("probe", scratch))
-            copy_read_only(exports, wd / "exports")
+            copy_read_only(exports, wd / EXPORTS)
             write_files(wd / "modules", modules or {})
             return Session(backend, wd, request, limits, gpu_ids or [])
 
@@ -150,9 +152,7 @@ class _Run:
             except BaseException as exc:  # noqa: BLE001 - staff code around the student's: sorted below
                 self.statuses[name] = self._failed(exc, hidden_tier)
                 continue
-            out = self.artifacts / OUTPUTS
-            out.mkdir(parents=True, exist_ok=True)
-            np.savez(out / f"{name}.npz", **arrays)
+            ProbeArtifacts(self.artifacts).write(name, arrays)
             self.statuses[name] = ProbeStatus(status="ok", keys=sorted(arrays))
 
     def _ready(self, ready: dict) -> None:
@@ -239,15 +239,13 @@ def plain_arrays(result: Any) -> dict[str, np.ndarray]:
 
 def load_outputs(report: ProbeReport, artifacts: Path) -> ProbeData:
     """Load each successful probe's arrays, as plain numbers only, header checked before unpacking."""
-    from autograder.arrays import ArrayRefused, load_npz
-
     data = ProbeData(report=report)
+    kept = ProbeArtifacts(artifacts)
     for name, st in report.probes.items():
         if st.status != "ok" or not NAME.match(name):
             continue
-        path = artifacts / OUTPUTS / f"{name}.npz"
         try:
-            data.arrays[name] = load_npz(path, max_total_bytes=MAX_OUTPUT_BYTES)
+            data.arrays[name] = kept.read(name)
         except (OSError, ValueError, ArrayRefused) as exc:
             report.probes[name] = ProbeStatus(status="failed", error="its output could not be read",
                                               detail=f"{type(exc).__name__}: {exc}"[:2000])

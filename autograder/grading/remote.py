@@ -27,7 +27,7 @@ import numpy as np
 from autograder.arrays import ArrayRefused, check_header
 from autograder.labs.spec import Limits
 from autograder.sandbox import SandboxBackend, SandboxJob, SandboxRun
-from autograder.sandbox.runner import ARRAY_KINDS, WireError, recv_message, send_message
+from autograder.sandbox.runner import ARRAY_KINDS, ProbeJob, WireError, recv_message, send_message
 
 CHANNEL = ".channel"
 MAX_ARRAY_BYTES = 256 * 1024**2  # one array the student's process may send back
@@ -66,7 +66,7 @@ class SandboxLost(Exception):
 class Session:
     """One sandbox holding the student's objects, and the channel to it."""
 
-    def __init__(self, backend: SandboxBackend, workdir: Path, request: dict, limits: Limits,
+    def __init__(self, backend: SandboxBackend, workdir: Path, request: ProbeJob, limits: Limits,
                  gpu_ids: list[str]) -> None:
         self.limits = limits
         self.tainted = False
@@ -77,8 +77,7 @@ class Session:
         self._conn: socket.socket | None = None
         self._path = workdir / CHANNEL
         self._listener = _listen(self._path)
-        job = SandboxJob(stage="probe", workdir=workdir, request={**request, "channel": CHANNEL},
-                         limits=limits, gpu_ids=gpu_ids)
+        job = SandboxJob(workdir=workdir, request=request, limits=limits, gpu_ids=gpu_ids)
         self._thread = threading.Thread(target=self._run, args=(backend, job), daemon=True)
         self._thread.start()
 

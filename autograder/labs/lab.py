@@ -316,26 +316,9 @@ def _check(lab: Lab) -> None:
                                   "give every probe one name across the public and hidden probes")
             probes[name] = path
     for i, c in enumerate(lab.rubric.criteria):
-        probe = getattr(c, "probe", None)
-        if probe is not None and probe not in probes and not lab.public_only:
-            raise ConfigError(lab.rubric_path, f"criteria[{i}].probe",
-                              f"names probe {probe!r}, but no probes file defines probe_{probe}()",
-                              f"probes defined: {', '.join(sorted(probes)) or 'none'}")
-        for attr in ("split", "train", "test"):
-            split = getattr(c, attr, None)
-            if split is not None and split not in lab.spec.splits:
-                raise ConfigError(lab.rubric_path, f"criteria[{i}].{attr}",
-                                  f"names split {split!r}, which lab.yaml does not define",
-                                  f"use one of: {', '.join(lab.spec.splits)}")
-        export = getattr(c, "export", None)
-        if export is not None and export not in lab.spec.exports:
-            raise ConfigError(lab.rubric_path, f"criteria[{i}].export",
-                              f"names export {export!r}, which lab.yaml does not list under `exports`",
-                              f"exports: {', '.join(lab.spec.exports)}")
-        if c.kind == "hidden-tests" and not lab.test_files() and not lab.public_only:
-            raise ConfigError(lab.rubric_path, f"criteria[{i}]",
-                              f"no test_*.py files in {lab.tests_dir} or {lab.public_tests_dir}",
-                              "add hidden tests or remove the criterion")
+        for problem in c.lab_problems(lab):
+            field = f"criteria[{i}].{problem.field}" if problem.field else f"criteria[{i}]"
+            raise ConfigError(lab.rubric_path, field, problem.problem, problem.hint)
 
 
 def probe_sources(lab: Lab) -> dict[str, Path]:

@@ -17,15 +17,17 @@ from pathlib import Path
 
 import numpy as np
 
-from autograder.arrays import ArrayRefused, load_npz
+from autograder.arrays import ArrayRefused
+from autograder.artifacts import ExecuteArtifacts, ProbeArtifacts
 from autograder.console import measured, reasons
 from autograder.criteria.analysis.metrics import METRICS, predicted_labels
+from autograder.criteria.metric import MetricSpec
 from autograder.errors import UserError
 from autograder.labs.lab import Lab
 from autograder.labs.spec import human_size
 from autograder.notebooks import load_notebook
 from autograder.publish.html import esc, figure_data_uri, img, matplotlib_backend, page, strip_ansi
-from autograder.results import CriterionResult, SubmissionResult
+from autograder.results import Override, SubmissionResult
 from autograder.store import Store
 
 VERDICT_MEANING = {
@@ -101,11 +103,11 @@ def gather(lab: Lab, store: Store, result: SubmissionResult) -> Feedback:
                     failure=failure(result, folders.get("execute")))
 
 
-def _npz(path: Path, keys: Iterable[str] | None = None) -> dict[str, np.ndarray]:
-    """Plain arrays of a probe output (all, or the named keys), checked from their headers under caps;
-    {} when it is missing or refused."""
+def _npz(probe_folder: Path, probe: str, keys: Iterable[str] | None = None) -> dict[str, np.ndarray]:
+    """Plain arrays of a probe output (all, or the named keys), checked from their headers under a
+    smaller cap than the judge's (a page needs curves, not data sets); {} when missing or refused."""
     try:
-        return load_npz(path, keys=keys, max_array_bytes=MAX_NPZ_BYTES, max_total_bytes=MAX_NPZ_BYTES)
+        return ProbeArtifacts(probe_folder).read(probe, keys=keys, max_bytes=MAX_NPZ_BYTES)
     except (OSError, ArrayRefused):
         return {}
 
@@ -113,7 +115,7 @@ def _npz(path: Path, keys: Iterable[str] | None = None) -> dict[str, np.ndarray]
 def read_history(probe_folder: Path) -> dict[str, np.ndarray]:
     """name -> per-epoch values (float, non-finite as NaN) of every 1-D numeric array the history probe saved."""
     curves = {}
-    for name, values in _npz(probe_folder / "outputs" / f"{HISTORY_PROBE}.npz").items():
+    for name, values in _npz(probe_folder, HISTORY_PROBE).items():
         if values.ndim == 1 and values.dtype.kind in "biuf" and len(values):
             v = values.astype(np.float64)
             v[~np.isfinite(v)] = np.nan
@@ -129,7 +131,7 @@ def confusion_criterion(lab: Lab):
     for c in lab.rubric.criteria:
         if c.kind == "accuracy":
             return c
-        if c.kind == "metric" and c.target == "labels" and METRICS[c.metric].compares == "classes":
+        if isinstance(c, MetricSpec) and c.target == "labels" and METRICS[c.metric].compares == "classes":
             return c
     return None
 
@@ -140,7 +142,7 @@ def confusion(lab: Lab, result: SubmissionResult, probe_folder: Path) -> Confusi
     criterion = confusion_criterion(lab)
     if criterion is None:
         return None
-    scores = _npz(probe_folder / "outputs" / f"{criterion.probe}.npz", [CONFUSION_SPLIT]).get(CONFUSION_SPLIT)
+    scores = _npz(probe_folder, criterion.probe, [CONFUSION_SPLIT]).get(CONFUSION_SPLIT)
     if scores is None:
         return None
     labels = np.asarray(lab.split(CONFUSION_SPLIT)[1])
@@ -167,7 +169,7 @@ def failure(result: SubmissionResult, execute_folder: Path | None) -> Failure | 
     if run is None or run.status == "ok":
         return None
     found = Failure(status=run.status, message=run.message, cell=run.cell)
-    nb = load_notebook(execute_folder / "executed.ipynb") if execute_folder is not None else None
+    nb = load_notebook(ExecuteArtifacts(execute_folder).notebook) if execute_folder is not None else None
     for cell in nb.cells if nb is not None else []:
         outputs = cell.get("outputs")
         error = next((o for o in outputs if isinstance(o, dict) and o.get("output_type") == "error"), None) \
@@ -192,8 +194,7 @@ def _capped(text: str, limit: int = TRACEBACK_CHARS) -> str:
 # --- small formatting shared by both renderings -------------------------------------------------------------
 
 
-def _overridden(c: CriterionResult) -> str:
-    o = c.override
+def _overridden(o: Override) -> str:
     was = f" (the grader said {STATUS_WORDS.get(o.was, o.was)})" if o.was else ""
     return f"Decided by a teacher: {STATUS_WORDS[o.status]}{was}, by {o.by} on {o.at:%Y-%m-%d %H:%M} UTC: {o.note}"
 
@@ -292,7 +293,7 @@ def _criteria_html(fb: Feedback) -> str:
         if c.estimate:
             found += f"<br><span class=\"muted\">Estimate: {esc(c.estimate)}.</span>"
         if c.override is not None:
-            found += f"<br><strong>{esc(_overridden(c))}</strong>"
+            found += f"<br><strong>{esc(_overridden(c.override))}</strong>"
         rows.append(f"<tr><td>{name}</td><td class=\"{esc(c.status)}\">{esc(STATUS_WORDS[c.status])}</td>"
                     f"<td>{esc(measured(c))}</td><td>{found}</td><td>{esc(c.advice)}</td></tr>")
     rows.append("</table>")
@@ -415,7 +416,7 @@ def to_markdown(fb: Feedback) -> str:
         if c.advice:
             lines.append(f"  - What to do: {md_text(c.advice)}")
         if c.override is not None:
-            lines.append(f"  - {md_text(_overridden(c))}")
+            lines.append(f"  - {md_text(_overridden(c.override))}")
     if r.tests:
         lines += ["", "## Tests", ""]
         lines += [f"- {md_text(t.name)}: {md_text(t.outcome)}" + (f". {md_text(t.message)}" if t.message else "")

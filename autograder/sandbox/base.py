@@ -7,11 +7,13 @@ import os
 import threading
 from abc import ABC, abstractmethod
 from pathlib import Path
-from typing import Any, ClassVar, Literal
+from typing import ClassVar, Literal
 
-from pydantic import BaseModel, Field
+from pydantic import BaseModel, Field, TypeAdapter, ValidationError
 
 from autograder.labs.spec import Limits, human_size
+from autograder.results import SandboxStatus
+from autograder.sandbox.runner import Job, Report
 
 RUNNER = Path(__file__).with_name("runner.py")
 # Bytes read back from the runner's report pipe (report line and executed notebook); more is an error.
@@ -28,16 +30,22 @@ CANCEL = threading.Event()
 class SandboxJob(BaseModel):
     """One run of the in-sandbox runner over one work dir, which holds everything it may see."""
 
-    stage: Literal["execute", "probe"]
     workdir: Path
-    request: dict[str, Any] = Field(description="The runner's job: paths relative to the work dir.")
+    request: Job = Field(discriminator="stage", description="The runner's job (runner.ExecuteJob or ProbeJob): "
+                         "paths relative to the work dir.")
     limits: Limits
     gpu_ids: list[str] = Field(default_factory=list, description="Host GPU ids this run may use.")
 
+    @property
+    def stage(self) -> Literal["execute", "probe"]:
+        return self.request["stage"]
 
-def write_job_file(job: SandboxJob, **extra: Any) -> str:
+
+def write_job_file(job: SandboxJob, rlimits: dict[str, int] | None = None) -> str:
     """The runner's job file in the work dir; returns its name relative to the work dir."""
-    payload = {"stage": job.stage, **job.request, **extra}
+    payload: Job = job.request.copy()
+    if rlimits is not None:
+        payload["rlimits"] = rlimits
     if job.gpu_ids and job.limits.gpu_memory_gb:
         payload["gpu_memory_bytes"] = int(job.limits.gpu_memory_gb * 1024**3)
     (job.workdir / JOB_FILE).write_text(json.dumps(payload))
@@ -47,7 +55,7 @@ def write_job_file(job: SandboxJob, **extra: Any) -> str:
 class SandboxRun(BaseModel):
     """How a run ended, as the backend saw it from outside."""
 
-    status: Literal["ok", "timeout", "memory", "pids", "disk", "crashed", "harness-error", "cancelled"]
+    status: SandboxStatus
     message: str = ""
     exit_code: int | None = None
     duration_s: float = 0.0
@@ -56,7 +64,7 @@ class SandboxRun(BaseModel):
     peak_gpu_memory_bytes: int | None = None
     stdout: str = ""
     stderr: str = ""
-    report: dict[str, Any] | None = Field(None, description="The runner's JSON report, when it wrote one.")
+    report: Report | None = Field(None, description="The runner's JSON report, when it wrote one.")
     attachment: bytes = Field(b"", exclude=True, repr=False, description="What the runner sent after its report.")
 
 
@@ -139,14 +147,21 @@ def read_report(run: SandboxRun, channel: CappedBuffer) -> None:
         return
     head, _, run.attachment = bytes(channel.data).partition(b"\n")
     try:
-        run.report = json.loads(head) if head else None
-    except ValueError:
+        run.report = _REPORT.validate_json(head) if head else None
+    except ValidationError as exc:
+        if exc.errors()[0]["type"] not in ("json_invalid", "dict_type", "json_type"):
+            # The runner sent JSON of the wrong shape: ours to fix, never the student's.
+            run.report = None
+            run.status, run.message = "harness-error", f"the runner's report is malformed: {exc}"[:500]
+            return
         run.report = None
-    if not isinstance(run.report, dict):
+    if run.report is None:
         # The runner died before reporting: killed from inside (os._exit, a signal) or broken.
-        run.report = None
         run.status = "crashed"
         run.message = f"the run ended without a report (exit code {run.exit_code})"
+
+
+_REPORT: TypeAdapter[Report] = TypeAdapter(Report)
 
 
 class BackendSettings(BaseModel):

@@ -32,6 +32,12 @@ import tempfile
 import time
 import traceback
 from pathlib import Path
+from typing import Any, Literal, NotRequired
+
+try:  # the host validates these with pydantic, which needs typing_extensions' TypedDict before 3.12
+    from typing_extensions import TypedDict
+except ImportError:  # pragma: no cover - a sandbox image without it: here the dicts are only read
+    from typing import TypedDict
 
 CAPTURE_TAG = "autograder-capture"
 SETUP_TAG = "autograder-setup"
@@ -39,10 +45,66 @@ ERROR_TEXT_CAP = 2000
 NOTEBOOK_CAP = 50 * 1024**2  # the executed notebook sent back; past this it is dropped and counted
 
 
+# --- the contract with the host ------------------------------------------------------------
+# The job file the host writes into the work dir and the report the runner sends back. The host
+# imports these (sandbox/base.py), so both sides read one definition; every path is relative to the
+# work dir, so any backend can mount it anywhere.
+
+
+class _Job(TypedDict):
+    exports: list[str]  # the names the lab exports, in the lab's order
+    exports_dir: str  # where the pickles are written (execute) or read (probe)
+    gpu_memory_bytes: NotRequired[int]  # the run's share of its GPU, set by the host when it has one
+    rlimits: NotRequired[dict[str, int]]  # setrlimit caps (the local backend; containers use cgroups)
+
+
+class ExecuteJob(_Job):
+    """Run a notebook with papermill, then pickle its exports."""
+
+    stage: Literal["execute"]
+    notebook: str  # the notebook as it will run (locked cells restored)
+    output: str  # where papermill writes the executed notebook (the host reads its copy from the pipe)
+    parameters: dict[str, Any]  # papermill parameters: the lab's, plus data_dir and device
+    cell_timeout: float | None
+    output_cap: int  # bytes of output per cell
+    output_total_cap: int  # bytes of output for the whole notebook
+    kernel: NotRequired[str]
+    start_timeout: NotRequired[float]
+
+
+class ProbeJob(_Job):
+    """Load the exports and serve them to the host's probes over the channel."""
+
+    stage: Literal["probe"]
+    modules_dir: str  # the lab's modules (student's as handed in, provided ones as released)
+    modules: list[str]  # the module names probes may ask for
+    channel: str  # the Unix socket the host listens on
+
+
+Job = ExecuteJob | ProbeJob
+
+
+class Report(TypedDict, total=False):
+    """What the runner sends back: one line of JSON (then, for an execution, the executed notebook)."""
+
+    status: str  # ok, error, memory, cell-timeout, crashed, harness-error
+    message: str
+    duration_s: float
+    forks_refused: int | None  # forks the pids limit refused (the container's cgroup counter; None where unreadable)
+    # execute
+    cell: int | None  # the student's cell number that stopped the run, counting their code cells
+    cell_index: int | None  # the same cell's index in the notebook as run
+    ename: str
+    evalue: str
+    output_truncated_bytes: int
+    # probe
+    calls: int
+
+
 def _skip_slow_optional_imports() -> None:
     """jsonschema imports rfc3987_syntax, when installed, to check IRI formats that notebooks never
     use; building its grammar costs ~1.4 s per process. jsonschema treats it as optional."""
-    sys.modules.setdefault("rfc3987_syntax", None)
+    sys.modules.setdefault("rfc3987_syntax", None)  # type: ignore[arg-type]  # None: "not installed", by design
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -60,17 +122,21 @@ def main(argv: list[str] | None = None) -> int:
     _protect_self()
     _become_subreaper()
     _make_dirs()
-    job = json.loads(args.job.read_text())
+    job: Job = json.loads(args.job.read_text())
     _limit_resources(job.get("rlimits", {}))
     started = time.monotonic()
+    attachment = b""
+    report: Report
     try:
-        report = {"execute": run_execute, "probe": run_probe}[job["stage"]](job)
+        if job["stage"] == "execute":
+            report, attachment = run_execute(job)
+        else:
+            report = run_probe(job)
     except Exception:  # the runner's own failure: the host makes it `harness-error`
         report = {"status": "harness-error", "message": traceback.format_exc()[-ERROR_TEXT_CAP:]}
     report["duration_s"] = round(time.monotonic() - started, 3)
     _reap_children()
     report["forks_refused"] = _forks_refused()
-    attachment = report.pop("_attachment", b"")
     data = json.dumps(report).encode() + b"\n" + attachment
     with os.fdopen(report_fd, "wb") as out:
         out.write(data)
@@ -230,7 +296,8 @@ def student_cell_number(nb, index: int | None) -> int | None:
     return own.index(index) + 1 if index in own else None
 
 
-def run_execute(job: dict) -> dict:
+def run_execute(job: ExecuteJob) -> tuple[Report, bytes]:
+    """The report, and the executed notebook as papermill holds it in memory (b"" when too large)."""
     import nbformat
     import papermill
     from nbclient.exceptions import CellTimeoutError, DeadKernelError
@@ -242,7 +309,7 @@ def run_execute(job: dict) -> dict:
         nb.cells.insert(0, setup_cell(job["gpu_memory_bytes"]))
     engine = _capped_engine(int(job["output_cap"]), int(job.get("output_total_cap", 16 * job["output_cap"])))
     papermill_engines.register("autograder-capped", engine)
-    report: dict = {"status": "ok", "message": "", "cell": None}
+    report: Report = {"status": "ok", "message": "", "cell": None}
     try:
         papermill.execute_notebook(
             nb, job["output"], parameters=job["parameters"], engine_name="autograder-capped",
@@ -250,14 +317,14 @@ def run_execute(job: dict) -> dict:
             start_timeout=job.get("start_timeout", 60), progress_bar=False, log_output=False, cwd=".",
         )
     except papermill.PapermillExecutionError as exc:
-        report.update(status="error", ename=exc.ename, evalue=str(exc.evalue)[:ERROR_TEXT_CAP],
-                      cell_index=exc.cell_index)
+        report.update({"status": "error", "ename": exc.ename, "evalue": str(exc.evalue)[:ERROR_TEXT_CAP],
+                       "cell_index": exc.cell_index})
         if exc.ename == "MemoryError":
             report["status"] = "memory"
     except CellTimeoutError as exc:
-        report.update(status="cell-timeout", message=str(exc)[:ERROR_TEXT_CAP])
+        report.update({"status": "cell-timeout", "message": str(exc)[:ERROR_TEXT_CAP]})
     except DeadKernelError as exc:
-        report.update(status="crashed", message=f"the kernel died: {exc}"[:ERROR_TEXT_CAP])
+        report.update({"status": "crashed", "message": f"the kernel died: {exc}"[:ERROR_TEXT_CAP]})
     client = engine.client
     if client is not None:
         report["output_truncated_bytes"] = client.dropped
@@ -266,11 +333,12 @@ def run_execute(job: dict) -> dict:
     # The notebook as papermill ran it (parameters injected), from memory: not a file the kernel can touch.
     executed = client.nb if client is not None else nb
     report["cell"] = student_cell_number(executed, report.get("cell_index"))
+    attachment = b""
     if client is not None:
         data = nbformat.writes(executed).encode()
         if len(data) <= NOTEBOOK_CAP:  # output is capped, so only giant source cells get here
-            report["_attachment"] = data
-    return report
+            attachment = data
+    return report, attachment
 
 
 # --- the wire: data only, checked from its header --------------------------------------------
@@ -301,7 +369,7 @@ def _recv_exact(sock, n: int) -> bytes:
         if k == 0:
             raise EOFError("the other end closed the channel")
         got += k
-    return bytes(buf) if n < 1024 else buf
+    return bytes(buf) if n < 1024 else buf  # type: ignore[return-value]  # a bytearray reads as bytes: no copy
 
 
 def check_array_header(dtype_str, shape, max_bytes: int):
@@ -464,7 +532,7 @@ class _Codec:
         raise WireError("a message holds an unknown value")
 
 
-def run_probe(job: dict) -> dict:
+def run_probe(job: ProbeJob) -> Report:
     """Load the exports, measure the models, then answer the host's calls until it says goodbye."""
     import socket
 
@@ -486,9 +554,9 @@ def run_probe(job: dict) -> dict:
     models = model_sizes(exports, measure)  # before the host calls anything of the student's on them
     codec = _Codec(np)
     send_message(sock, {"op": "ready", "exports": export_status, "models": models})
-    torch = sys.modules.get("torch")
-    if torch is not None:
-        torch.set_grad_enabled(False)  # probes evaluate; nothing here trains
+    torch_module = sys.modules.get("torch")
+    if torch_module is not None:
+        torch_module.set_grad_enabled(False)  # probes evaluate; nothing here trains
     calls = 0
     while True:
         try:
@@ -514,7 +582,7 @@ def run_probe(job: dict) -> dict:
     return {"status": "ok", "calls": calls}
 
 
-def _serve_one(codec: _Codec, exports: dict, job: dict, tree: dict, arrays: list):
+def _serve_one(codec: _Codec, exports: dict, job: ProbeJob, tree: dict, arrays: list):
     op = tree.get("op")
     if op == "export":
         return exports[tree["name"]]
@@ -631,14 +699,14 @@ class _Measurer:
             return False
         if self._student_module(module):
             return False
-        target = module
+        target: Any = module
         for part in str(getattr(obj, "__qualname__", "")).split("."):
             target = getattr(target, part, None)
         return target is obj
 
     def _student_module(self, module) -> bool:
         return bool(self.student_dir) and os.path.abspath(getattr(module, "__file__", "") or "").startswith(
-            self.student_dir)
+            self.student_dir or "")
 
     def _library_globals(self, namespace: dict) -> bool:
         """A function's globals that are a library module's namespace (not a dict cloudpickle made)."""

@@ -197,7 +197,7 @@ class _Scanner(ast.NodeVisitor):
     def _banned(self, name: str) -> str | None:
         return next((b for b in self.banned if under(name, b)), None)
 
-    def _use(self, name: str, how: str, node: ast.AST) -> bool:
+    def _use(self, name: str, how: Literal["import", "call", "reference"], node: ast.AST) -> bool:
         banned = self._banned(name)
         if banned is not None:
             self.findings.uses.append(Use(name, banned, how, self.ctx.cell, self._line(node)))
@@ -381,7 +381,8 @@ class _Scanner(ast.NodeVisitor):
             elif magic in ("load_ext", "reload_ext"):
                 for module in line.split():
                     self._use(module, "import", node)
-        elif method == "run_cell_magic" and len(args) >= 3 and None not in args[:3]:
+        elif (method == "run_cell_magic" and len(args) >= 3
+              and args[0] is not None and args[1] is not None and args[2] is not None):
             magic, line, body = args[0], args[1], args[2]
             if magic in ("writefile", "file") and line.split() and line.split()[-1].endswith(".py"):
                 self._nested(body, node, f"%%{magic}", body=True, fresh=True)
@@ -419,7 +420,7 @@ def _text(node: ast.AST | None) -> str | None:
     """A string expression's text, with what is computed at run time shown as `{?}`; None when
     none of it is written out (a bare variable)."""
     if isinstance(node, ast.JoinedStr):
-        return "".join(_constant(v) if _constant(v) is not None else "{?}" for v in node.values)
+        return "".join(c if (c := _constant(v)) is not None else "{?}" for v in node.values)
     if isinstance(node, ast.BinOp) and isinstance(node.op, ast.Add):
         left, right = _text(node.left), _text(node.right)
         return None if left is None and right is None else (left or "{?}") + (right or "{?}")

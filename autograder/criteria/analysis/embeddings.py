@@ -10,6 +10,7 @@ from __future__ import annotations
 import logging
 import os
 import threading
+from typing import Any
 
 import numpy as np
 
@@ -20,7 +21,7 @@ _CACHE_LIMIT = 20_000
 
 _load_lock = threading.Lock()
 _encode_lock = threading.Lock()  # one forward pass at a time: torch already uses every core for it
-_model = None
+_model: Any = None  # a SentenceTransformer once loaded (the package that ships it is untyped)
 _failure: str | None = None
 _cache: dict[str, np.ndarray] = {}
 

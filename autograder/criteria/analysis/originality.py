@@ -34,9 +34,10 @@ class Similarity(BaseModel):
     lexical: float = Field(description="Share of 3-word runs in common, of the shorter text's runs (0..1).")
     semantic: float | None = Field(None, description="Cosine of whole-text embeddings; None without the model.")
 
-    def flagged(self, lexical: float = LEXICAL_COPY, semantic: float = SEMANTIC_COPY) -> list[str]:
+    def flagged(self, lexical: float = LEXICAL_COPY,
+                semantic: float = SEMANTIC_COPY) -> list[Literal["lexical", "semantic"]]:
         """The measures at or over their bar."""
-        out = ["lexical"] if self.lexical >= lexical else []
+        out: list[Literal["lexical", "semantic"]] = ["lexical"] if self.lexical >= lexical else []
         if self.semantic is not None and self.semantic >= semantic:
             out.append("semantic")
         return out
@@ -103,6 +104,7 @@ def find_copies(
         a, b = (names[j], names[i]) if names[i] == REFERENCE else (names[i], names[j])
         pairs.append(SimilarPair(
             a=a, b=b, lexical=sim.lexical, semantic=sim.semantic, by="both" if len(by) == 2 else by[0],
-            similarity=max(sim.lexical if "lexical" in by else 0.0, sim.semantic if "semantic" in by else 0.0),
+            similarity=max(sim.lexical if "lexical" in by else 0.0,
+                           sim.semantic if "semantic" in by and sim.semantic is not None else 0.0),
         ))
     return sorted(pairs, key=lambda p: (-p.similarity, p.a, p.b))
