@@ -1,15 +1,17 @@
-"""What a TA reads at the end of a run: one row per student, the verdict and why."""
+"""Terminal output: what a TA reads at the end of a run (one row per student, the verdict and why),
+the review queue and one student's criteria, made safe from what students wrote; and the consoles."""
 
 from __future__ import annotations
 
 import re
+import sys
 from collections import Counter
 
 from rich.console import Console
 from rich.table import Table
 from rich.text import Text
 
-from autograder.grading.intake import readable
+from autograder.ids import readable
 from autograder.results import CriterionResult, SubmissionResult
 
 STYLE = {"G": "bold green", "U": "bold red", "review": "bold yellow", "error": "bold magenta"}
@@ -159,3 +161,14 @@ def print_review(console: Console, queue: list[tuple[SubmissionResult, list[Crit
         for note in result.notes:
             console.print(clean(f"note: {note}"))
     console.print(f"{len(queue)} submissions wait for a decision")
+
+
+# The terminal itself: tables and progress on these, errors as plain lines through `say`.
+err = Console(stderr=True)
+# Piped output (CI logs, `| less`) gets a table wide enough to read rather than rich's 80 columns.
+out = Console() if Console().is_terminal else Console(width=120)
+
+
+def say(*lines: str) -> None:
+    """Errors go out as plain lines, never wrapped or styled, so scripts and people read them alike."""
+    sys.stderr.write("".join(f"{line}\n" for line in lines if line))

@@ -1,18 +1,31 @@
-"""Checks `validate-lab` makes beyond loading: the rubric and the lab's files agree.
+"""`validate-lab`: a lab checks out before a batch meets it.
 
-Static checks read the notebooks (trusted staff files); the probe check reads how the reference
-solution's probes ran, so a rubric that names a metric no probe produces is found before a batch.
+It loads; every cell the rubric names is in the notebooks (static checks of trusted staff files);
+the reference solution handed in as a student would gets G and the untouched template U; the
+probes produce every metric and split the rubric names (read from how they ran on the reference);
+and the solution passes the students' self-check too.
 """
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+import tempfile
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
 
-from autograder.labs.lab import Lab
+from autograder.errors import UserError
+from autograder.grading.intake import Submission, take_folder
+from autograder.grading.selfcheck import CheckResult, check
+from autograder.labs.assign import write_reference_submission, write_template_submission
+from autograder.labs.lab import Lab, load_lab
+from autograder.labs.rubric import decide
 from autograder.notebooks import find_cell, load_notebook
 from autograder.results import SubmissionResult
+from autograder.store import Store
 
-CELL_FIELDS = ("cell", "prompt")  # spec fields that name a notebook cell by grade_id or tag
+EXPECTED = {"reference-solution": "G", "student-template": "U"}
+# Grades a batch as the command asked (backend, limits, progress); the validator only says what.
+GradeBatch = Callable[[Lab, list[Submission], Store], list[SubmissionResult]]
 
 
 @dataclass
@@ -31,10 +44,7 @@ def cell_problems(lab: Lab) -> list[Problem]:
     notebooks = {"student notebook": lab.notebook_path, "solution": lab.solution_path}
     loaded = {name: load_notebook(path) for name, path in notebooks.items() if path.is_file()}
     for i, c in enumerate(lab.rubric.criteria):
-        for attr in CELL_FIELDS:
-            cell_id = getattr(c, attr, None)
-            if not isinstance(cell_id, str) or not cell_id:
-                continue
+        for attr, _, cell_id in (r for r in c.references() if r.kind == "cell"):
             for name, nb in loaded.items():
                 if nb is None or find_cell(nb, cell_id) is None:
                     problems.append(Problem(
@@ -51,9 +61,10 @@ def probe_problems(lab: Lab, reference: SubmissionResult) -> list[Problem]:
     report = reference.probes
     sources = {name: path.relative_to(lab.root) for name, path in lab.probes.items()}
     for i, c in enumerate(lab.rubric.criteria):
-        probe = getattr(c, "probe", None)
-        if probe is None:
+        probes = c.probes()
+        if not probes:
             continue
+        probe = probes[0]
         status = report.probes.get(probe) if report is not None else None
         where = f"{lab.rubric_path}: criteria[{i}].probe"
         if status is None or status.status != "ok":
@@ -61,11 +72,60 @@ def probe_problems(lab: Lab, reference: SubmissionResult) -> list[Problem]:
             problems.append(Problem(where, f"probe {probe!r} did not run on the reference solution: {why}",
                                     f"fix probe_{probe}() in {sources.get(probe, 'the probes')}"))
             continue
-        for attr in ("split", "train", "test"):
-            split = getattr(c, attr, None)
-            if split is not None and split not in status.keys:
+        for attr, _, split in (r for r in c.references() if r.kind == "split"):
+            if split not in status.keys:
                 problems.append(Problem(
                     f"{lab.rubric_path}: criteria[{i}].{attr}",
                     f"probe {probe!r} gives no output for split {split!r} (it gives: {', '.join(status.keys)})",
                     f"return {{'{split}': ...}} from probe_{probe}()"))
     return problems
+
+
+@dataclass
+class Validation:
+    """What `validate-lab` found; `ok` when the lab may meet a batch."""
+
+    lab: Lab
+    results: list[SubmissionResult]  # the reference solution's, then the template's
+    self_check: CheckResult
+    cell_problems: list[Problem] = field(default_factory=list)
+    probe_problems: list[Problem] = field(default_factory=list)
+
+    @property
+    def wrong_verdicts(self) -> list[SubmissionResult]:
+        return [r for r in self.results if validation_verdict(r) != EXPECTED[r.student]]
+
+    @property
+    def hidden_only(self) -> list[str]:
+        """Criteria the students' self-check cannot measure (hidden probes or tests only)."""
+        return [c.id for c in self.self_check.result.criteria if c.details.get("reason") == "hidden-only"]
+
+    @property
+    def ok(self) -> bool:
+        return not (self.wrong_verdicts or self.cell_problems or self.probe_problems) and self.self_check.passed
+
+
+def validate(lab: Lab, root: Path | None, grade: GradeBatch) -> Validation:
+    """Validate a loaded lab: grade its reference solution and untouched template with `grade`, and
+    self-check the solution against the lab's public view (loaded from `root` too)."""
+    if not lab.solution_path.is_file():
+        raise UserError(f"{lab.solution_path} does not exist", "the reference solution is needed to validate a lab")
+    cells = cell_problems(lab)
+    with tempfile.TemporaryDirectory(prefix="autograder-validate-") as tmp:
+        files = lab.spec.files.student
+        reference = write_reference_submission(lab, Path(tmp) / "reference")
+        subs = [take_folder("reference-solution", reference, files),
+                take_folder("student-template", write_template_submission(lab, Path(tmp) / "template"), files)]
+        results = grade(lab, subs, Store(Path(tmp) / "grades.db"))
+        # What students will see: the solution must pass the self-check too (public probes, tests, stand-ins).
+        self_checked = check(load_lab(lab.name, root, public_only=True), reference / lab.spec.notebook)
+    return Validation(lab=lab, results=results, self_check=self_checked, cell_problems=cells,
+                      probe_problems=probe_problems(lab, results[0]))
+
+
+def validation_verdict(result: SubmissionResult) -> str:
+    """The verdict, except that the solution's reflection is not held against it for matching itself
+    (the rubric's reference_similarity check compares answers with exactly that text)."""
+    if result.student != "reference-solution":
+        return result.verdict
+    return decide([c for c in result.criteria if c.details.get("reason") != "reference-copy"])

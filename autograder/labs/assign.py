@@ -7,6 +7,7 @@ output is deterministic (same bytes on every run), so a test can compare it with
 
 from __future__ import annotations
 
+from collections.abc import Iterator
 from pathlib import Path
 
 import nbformat
@@ -19,6 +20,11 @@ from nbgrader.preprocessors import (
     LockCells,
 )
 from traitlets.config import Config
+
+from autograder.errors import UserError
+from autograder.labs.lab import find_root
+from autograder.labs.loading import load_model
+from autograder.labs.spec import LabSpec
 
 # What students find in place of a solution; pinned here so that a change of nbgrader's defaults
 # shows up as a diff of the committed student notebooks rather than silently.
@@ -141,3 +147,25 @@ def write_template_submission(lab, folder: Path) -> Path:
     for name in lab.spec.files.student:
         (folder / name).write_bytes(lab.template_path(name).read_bytes())
     return folder
+
+
+def assign(name: str, root: Path | None = None) -> Iterator[Path]:
+    """`autograder assign`: the student notebook and module templates of lab `name`, generated from
+    the reference with nbgrader's preprocessors; yields each file once it is written."""
+    course = find_root(root)
+    spec = load_model(course / "assignments" / name / "lab.yaml", LabSpec)
+    solution = course / "reference" / name / "solution.ipynb"
+    if not solution.is_file():
+        raise UserError(f"{solution} does not exist", "write the nbgrader source notebook there first")
+    target = course / "assignments" / name / spec.notebook
+    write_student_notebook(solution, target)
+    yield target
+    for module in spec.files.student:
+        source = course / "reference" / name / module
+        if not source.is_file():
+            raise UserError(f"{source} does not exist", f"write the reference {module} with solution markers there")
+        try:
+            write_student_module(source, target.parent / module)
+        except ValueError as exc:
+            raise UserError(str(exc), "mark the solution in the module as in the notebook") from exc
+        yield target.parent / module
