@@ -39,7 +39,7 @@ import zipfile
 import zlib
 from collections.abc import Iterable
 from pathlib import Path
-from typing import BinaryIO
+from typing import IO, BinaryIO
 
 import numpy as np
 from numpy.lib import format as npy
@@ -108,11 +108,13 @@ def load_npz(source: Path | str | bytes, *, keys: Iterable[str] | str | None = N
     host will not read, a broken zip included; OSError when the file cannot be opened."""
     with _open(source) as f:
         try:
-            end = zipfile._EndRecData(f)  # what ZipFile itself reads first (private, but the very same record)
+            # What ZipFile itself reads first (private, but the very same record; typeshed leaves it out).
+            end = zipfile._EndRecData(f)  # type: ignore[attr-defined]
             if not end:
                 raise ArrayRefused("the file is not an .npz (no zip directory at its end)")
-            if end[zipfile._ECD_SIZE] > max_arrays * DIRECTORY_BYTES_PER_ARRAY:
-                raise ArrayRefused(f"the file's zip directory takes {_size(end[zipfile._ECD_SIZE])}, "
+            directory_bytes = end[zipfile._ECD_SIZE]  # type: ignore[attr-defined]
+            if directory_bytes > max_arrays * DIRECTORY_BYTES_PER_ARRAY:
+                raise ArrayRefused(f"the file's zip directory takes {_size(directory_bytes)}, "
                                    f"more than {max_arrays:,} arrays need")
             with zipfile.ZipFile(f) as z:
                 wanted = None if keys is None else {keys} if isinstance(keys, str) else set(keys)
@@ -209,7 +211,7 @@ def _members(z: zipfile.ZipFile, keys: set[str] | None, max_array_bytes: int, ma
     return out
 
 
-def _read_npy(f: BinaryIO, size: int, label: str, max_array_bytes: int, max_text_bytes: int,
+def _read_npy(f: IO[bytes], size: int, label: str, max_array_bytes: int, max_text_bytes: int,
               max_total_bytes: int, used: int = 0) -> np.ndarray:
     """The array `f` holds, `size` bytes in all by the zip's (or file system's) account: the header is
     read and checked, then the data, when the file already holds `used` bytes of arrays."""
@@ -235,7 +237,7 @@ def _read_npy(f: BinaryIO, size: int, label: str, max_array_bytes: int, max_text
     return flat.reshape(dims[::-1]).T if fortran else flat.reshape(dims)
 
 
-def _header(f: BinaryIO, label: str) -> tuple[np.dtype, tuple, bool, int]:
+def _header(f: IO[bytes], label: str) -> tuple[np.dtype, tuple, bool, int]:
     """(dtype, shape, fortran order, bytes before the data) of an .npy stream, reading at most
     MAX_HEADER_BYTES and a few more."""
     prefix = _exact(f, npy.MAGIC_LEN, label)
@@ -260,7 +262,7 @@ def _header(f: BinaryIO, label: str) -> tuple[np.dtype, tuple, bool, int]:
     return dt, shape, bool(fortran), len(prefix) + len(length_bytes) + length
 
 
-def _exact(f: BinaryIO, n: int, label: str) -> bytes:
+def _exact(f: IO[bytes], n: int, label: str) -> bytes:
     data = b""
     while len(data) < n:
         chunk = f.read(n - len(data))

@@ -34,11 +34,3 @@ class ConfigError(UserError):
         self.path = Path(path)
         self.field = field
         self.problem = problem
-
-
-class SubmissionError(AutograderError):
-    """A submission can't be taken in (not a notebook, too large); becomes a verdict, not a crash."""
-
-
-class SandboxError(AutograderError):
-    """The sandbox itself failed (not the student's code): the verdict becomes `error`."""

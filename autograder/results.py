@@ -12,6 +12,8 @@ Verdict = Literal["G", "U", "review", "error"]
 ExecutionStatus = Literal[
     "ok", "error", "cell-timeout", "timeout", "memory", "pids", "disk", "crashed", "invalid", "harness-error"
 ]
+# How a sandbox run ended, as its backend saw it from outside (SandboxRun.status).
+SandboxStatus = Literal["ok", "timeout", "memory", "pids", "disk", "crashed", "harness-error", "cancelled"]
 
 
 def now() -> datetime:

@@ -5,13 +5,17 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
+from pydantic import BaseModel
+
 from autograder.labs.rubric import Rubric
 from autograder.labs.spec import LabSpec
 from autograder.publish.course import CourseSpec
 from autograder.results import SubmissionResult
 
-SCHEMAS = {"lab.schema.json": LabSpec, "rubric.schema.json": Rubric, "result.schema.json": SubmissionResult,
-           "course.schema.json": CourseSpec}
+SCHEMAS: dict[str, type[BaseModel]] = {
+    "lab.schema.json": LabSpec, "rubric.schema.json": Rubric, "result.schema.json": SubmissionResult,
+    "course.schema.json": CourseSpec,
+}
 
 
 def write_schemas(folder: Path) -> list[Path]:

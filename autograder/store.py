@@ -17,7 +17,7 @@ from pydantic import BaseModel
 from pydantic_core import PydanticSerializationError
 
 from autograder.errors import UserError
-from autograder.grading.intake import readable, student_id
+from autograder.ids import readable, student_id
 from autograder.results import Override, SubmissionResult, now
 
 SCHEMA_VERSION = 2  # 2: TA overrides

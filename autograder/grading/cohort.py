@@ -10,7 +10,7 @@ Names of the other student stay in the TA's evidence (`details`), never in the s
 from __future__ import annotations
 
 from autograder.criteria.analysis.originality import find_copies
-from autograder.criteria.reflection import template_text
+from autograder.criteria.reflection import ReflectionSpec, template_text
 from autograder.grading.decisions import apply_overrides
 from autograder.labs.lab import Lab
 from autograder.results import CriterionResult, SubmissionResult
@@ -23,7 +23,8 @@ COPY_ADVICE = "Nothing to do for now: a teacher will read both texts and contact
 
 def cross_check(lab: Lab, store: Store) -> dict[str, SubmissionResult]:
     """Compare the reflections of the lab's current results; record and return those that changed."""
-    specs = [c for c in lab.rubric.criteria if c.kind == "reflection" and getattr(c, "originality", True)]
+    specs = [c for c in lab.rubric.criteria
+             if c.kind == "reflection" and isinstance(c, ReflectionSpec) and getattr(c, "originality", True)]
     if not specs:
         return {}
     current = {r.student: r for r in store.latest(lab.name)}

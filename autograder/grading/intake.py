@@ -129,10 +129,12 @@ def take_zip(student: str, path: Path, student_files=()) -> Submission:
     student = student_id(student)
     try:
         with path.open("rb") as f:
-            end = zipfile._EndRecData(f)  # what ZipFile reads first; private, but the very same record
-        if end and end[zipfile._ECD_SIZE] > MAX_ZIP_DIRECTORY_BYTES:
+            # What ZipFile reads first; private, but the very same record (typeshed leaves it out).
+            end = zipfile._EndRecData(f)  # type: ignore[attr-defined]
+        directory_bytes = end[zipfile._ECD_SIZE] if end else 0  # type: ignore[attr-defined]
+        if end and directory_bytes > MAX_ZIP_DIRECTORY_BYTES:
             # ZipFile turns its whole directory into objects (several times its size) before we can count
-            return _problem(student, path, f"the zip's table of contents takes {human_size(end[zipfile._ECD_SIZE])}; "
+            return _problem(student, path, f"the zip's table of contents takes {human_size(directory_bytes)}; "
                             "hand in the notebook and your modules only")
         with zipfile.ZipFile(path) as z:
             infos = z.infolist()

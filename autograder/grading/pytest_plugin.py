@@ -75,11 +75,12 @@ class JudgePlugin:
             weight = 1.0
             mark = item.get_closest_marker("weight")
             if mark is not None:
-                weight = _weight(mark)
-                if weight is None:
+                given = _weight(mark)
+                if given is None:
                     self.errors.append(f"{item.nodeid}: @pytest.mark.weight takes one number >= 0, "
                                        f"not {mark.args or mark.kwargs}")
-                    weight = 1.0
+                else:
+                    weight = given
             self.marks[item.nodeid] = (item.get_closest_marker("public") is not None, weight)
             self.kit[item.nodeid] = self.ctx.lab.public_test(Path(item.path))
 
@@ -199,5 +200,5 @@ def run_tests(files: list[Path], context: TestContext) -> tuple[list[HiddenTestR
             os.environ["PYTEST_DISABLE_PLUGIN_AUTOLOAD"] = saved_env
     error = "; ".join(plugin.errors)
     if not error and code in (pytest.ExitCode.INTERNAL_ERROR, pytest.ExitCode.USAGE_ERROR):
-        error = f"pytest stopped with {code.name}"
+        error = f"pytest stopped with {pytest.ExitCode(code).name}"
     return plugin.results, error

@@ -13,6 +13,7 @@ from __future__ import annotations
 import tempfile
 from dataclasses import dataclass
 from pathlib import Path
+from typing import TypeGuard
 
 from autograder.criteria.analysis import embeddings
 from autograder.criteria.base import ThresholdSpec
@@ -111,5 +112,5 @@ def mark_estimates(lab: Lab, result: SubmissionResult) -> None:
             c.close = abs(float(c.value) - float(c.threshold)) < spec.safe_margin(float(c.threshold))
 
 
-def _number(x) -> bool:
+def _number(x: object) -> TypeGuard[int | float]:
     return isinstance(x, (int, float)) and not isinstance(x, bool)

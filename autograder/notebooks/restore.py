@@ -98,7 +98,7 @@ def _grade_id(cell) -> str | None:
 
 def watched(released: nbformat.NotebookNode) -> dict[str, nbformat.NotebookNode]:
     """grade_id -> released cell, for every cell that is locked or graded."""
-    out = {}
+    out: dict[str, nbformat.NotebookNode] = {}
     for cell in released.cells:
         meta = _meta(cell)
         if meta.get("grade_id") and (meta.get("locked") or meta.get("grade")):
@@ -129,7 +129,7 @@ def similarity(a: list[str], b: list[str] | difflib.SequenceMatcher, floor: floa
         matcher.set_seq1(a)
     else:
         matcher = difflib.SequenceMatcher(None, a, b, autojunk=False)
-    if a == matcher.b:
+    if a == matcher.b:  # type: ignore[attr-defined]  # the second sequence; typeshed does not declare it
         return 1.0
     if matcher.real_quick_ratio() < floor:
         return 0.0
@@ -248,17 +248,18 @@ def restore(submitted: nbformat.NotebookNode, released: nbformat.NotebookNode) -
         best = max(scores, key=lambda g: (scores[g], -rank[g]), default=None)
         if best is not None and scores[best] >= COPY_THRESHOLD:
             impostors[index] = Impostor(best, index + 1, round(scores[best], 3))
-    for grade_id in sorted(locked - set(primary), key=rank.get):  # a lost locked cell: its closest copy stands in
+    # A lost locked cell: its closest copy stands in.
+    for grade_id in sorted(locked - set(primary), key=rank.__getitem__):
         copies = [i for i, imp in impostors.items() if imp.grade_id == grade_id and not imp.forged]
         if copies:
             index = max(copies, key=lambda i: (impostors[i].similarity, -i))
             primary[grade_id], impostors[index].stands_in = index, True
 
     # Position: released cells out of the release's order; the locked ones among them move back.
-    placed = sorted(primary, key=primary.get)
+    placed = sorted(primary, key=primary.__getitem__)
     kept = _chain([rank[g] for g in placed], [g in locked for g in placed])
     stay = [g for k, g in enumerate(placed) if k in kept]
-    result.moved = sorted((g for k, g in enumerate(placed) if k not in kept and g in locked), key=rank.get)
+    result.moved = sorted((g for k, g in enumerate(placed) if k not in kept and g in locked), key=rank.__getitem__)
     behind: dict[int | None, list[str]] = {}
     for grade_id in result.moved:
         before = [g for g in stay if rank[g] < rank[grade_id]]
@@ -284,7 +285,7 @@ def restore(submitted: nbformat.NotebookNode, released: nbformat.NotebookNode) -
         else:
             out.append(cell)
     nb.cells = out
-    result.edited.sort(key=primary.get)  # in the order the student's notebook has them
+    result.edited.sort(key=primary.__getitem__)  # in the order the student's notebook has them
     result.impostors = sorted(impostors.values(), key=lambda imp: imp.cell)
     result.deleted = [g for g in watched(released) if g not in primary]
     return result

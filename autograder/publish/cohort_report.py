@@ -12,19 +12,22 @@ import statistics
 from collections import Counter
 from dataclasses import dataclass
 from pathlib import Path
+from typing import TypeGuard
 from urllib.parse import quote
 
 import numpy as np
 
+from autograder.criteria.metric import AccuracySpec, GapSpec, MetricSpec
+from autograder.criteria.runtime import RuntimeSpec
 from autograder.errors import UserError
 from autograder.labs.lab import Lab
 from autograder.publish import html
 from autograder.publish.feedback import file_stems
 from autograder.publish.html import esc
-from autograder.results import CriterionResult, SubmissionResult
+from autograder.results import CriterionResult, SubmissionResult, Verdict
 from autograder.store import Store
 
-VERDICTS = ("G", "U", "review", "error")
+VERDICTS: tuple[Verdict, ...] = ("G", "U", "review", "error")
 STATUSES = ("pass", "fail", "review", "error", "skipped")
 COLOURS = {"pass": "#2e8b57", "fail": "#c0392b", "review": "#e0a000", "error": "#7f7f7f", "skipped": "#c8c8c8",
            "G": "#2e8b57", "U": "#c0392b"}
@@ -115,15 +118,18 @@ class Bar:
 def metric_bar(lab: Lab) -> Bar | None:
     """The rubric's first accuracy or metric criterion measured on a hidden split."""
     for spec in lab.rubric.criteria:
-        if spec.kind in ("accuracy", "metric") and lab.spec.splits.get(spec.split) == "hidden":
+        if (spec.kind in ("accuracy", "metric") and isinstance(spec, (MetricSpec, AccuracySpec))
+                and lab.spec.splits.get(spec.split) == "hidden"):
             higher = spec.max is None
-            return Bar(spec.id, spec.describe(), float(spec.min if higher else spec.max), higher, spec.split)
+            threshold = spec.min if higher else spec.max
+            assert threshold is not None  # a spec gives exactly one of min and max
+            return Bar(spec.id, spec.describe(), float(threshold), higher, spec.split)
     return None
 
 
 def gap_bar(lab: Lab) -> Bar | None:
     for spec in lab.rubric.criteria:
-        if spec.kind == "generalization-gap":
+        if spec.kind == "generalization-gap" and isinstance(spec, GapSpec):
             return Bar(spec.id, spec.describe(), float(spec.max), spec.measured().higher_is_better, spec.test)
     return None
 
@@ -150,11 +156,11 @@ def _generalization(lab: Lab, results: list[SubmissionResult]) -> str:
     bar = gap_bar(lab)
     if bar is None:
         return head + "<p>The rubric has no generalization-gap criterion.</p>"
-    points = []
+    points: list[tuple[str, float, float, str]] = []
     for r in results:
         c = _criterion(r, bar.id)
         train, test = _number(c, "train"), _number(c, "test")
-        if train is not None and test is not None:
+        if c is not None and train is not None and test is not None:
             points.append((r.student, train, test, c.status))
     side = "below" if bar.higher_is_better else "above"
     line = f"y = x {'-' if bar.higher_is_better else '+'} {bar.threshold:g}"
@@ -175,8 +181,8 @@ def _criteria(results: list[SubmissionResult]) -> str:
             if c.id not in kinds:
                 ids.append(c.id)
                 kinds[c.id] = c.kind
-    counts = {i: Counter() for i in ids}
-    decided = Counter()
+    counts: dict[str, Counter[str]] = {i: Counter() for i in ids}
+    decided: Counter[str] = Counter()
     for r in results:
         for c in r.criteria:
             counts[c.id][c.status] += 1
@@ -251,13 +257,14 @@ def feedback_link(feedback_dir: str, stem: str) -> str:
 
 def _resources(lab: Lab, results: list[SubmissionResult]) -> str:
     head = "<h2>Run time and memory</h2>"
-    runs = [r for r in results if r.execution is not None]
-    seconds = [r.execution.duration_s for r in runs if _finite(r.execution.duration_s)]
-    memory = [r.execution.peak_memory_mb for r in runs if _finite(r.execution.peak_memory_mb)]
+    runs = [(r, r.execution) for r in results if r.execution is not None]
+    seconds = [run.duration_s for _, run in runs if _finite(run.duration_s)]
+    memory = [run.peak_memory_mb for _, run in runs if _finite(run.peak_memory_mb)]
     if not seconds and not memory:
         return head + "<p>No run time or memory was recorded.</p>"
     limits = lab.spec.limits
-    budget = next((float(s.max_seconds) for s in lab.rubric.criteria if s.kind == "runtime" and s.cell is None), None)
+    budget = next((float(s.max_seconds) for s in lab.rubric.criteria
+                   if s.kind == "runtime" and isinstance(s, RuntimeSpec) and s.cell is None), None)
     parts = [head, f"<p>Limits: {limits.timeout:g} s per run, {int(limits.memory) / 1024**2:g} MiB of memory"
              + (f"; the rubric allows {budget:g} s" if budget is not None else "") + "."
              + _missing(len(results) - len(runs), "without a recorded run") + "</p>"]
@@ -269,12 +276,12 @@ def _resources(lab: Lab, results: list[SubmissionResult]) -> str:
     memory_bar = ("the memory limit", int(limits.memory) / 1024**2)
     parts.append(html.img(_resource_histograms(seconds, memory, seconds_bar, memory_bar),
                           "Histograms of run time and peak memory"))
-    slowest = sorted(runs, key=lambda r: r.execution.duration_s, reverse=True)[:SLOWEST]
+    slowest = sorted(runs, key=lambda pair: pair[1].duration_s, reverse=True)[:SLOWEST]
     rows = "".join(
-        f"<tr><td>{esc(r.student)}</td><td>{esc(r.execution.status)}</td>"
-        f"<td class=\"num\">{r.execution.duration_s:.1f}</td><td class=\"num\">{_cell(r.execution.peak_memory_mb)}</td>"
+        f"<tr><td>{esc(r.student)}</td><td>{esc(run.status)}</td>"
+        f"<td class=\"num\">{run.duration_s:.1f}</td><td class=\"num\">{_cell(run.peak_memory_mb)}</td>"
         f"<td class=\"{r.verdict}\">{esc(r.verdict)}</td></tr>"
-        for r in slowest
+        for r, run in slowest
     )
     parts.append(f"<h3>Slowest submissions</h3><table id=\"slowest\"><tr><th>Student</th><th>Run</th>"
                  f"<th class=\"num\">seconds</th><th class=\"num\">peak MiB</th><th>Verdict</th></tr>{rows}</table>")
@@ -397,7 +404,7 @@ def _number(c: CriterionResult | None, key: str) -> float | None:
     return float(v) if _finite(v) else None
 
 
-def _finite(v: object) -> bool:
+def _finite(v: object) -> TypeGuard[int | float]:
     return isinstance(v, (int, float)) and not isinstance(v, bool) and math.isfinite(v)
 
 

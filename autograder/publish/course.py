@@ -256,6 +256,7 @@ def module_grade(course: CourseSpec, student: str, by_lab: dict[str, SubmissionR
             missing.append(_missing_line(standing))
     required = [s for s in standings if s.required]
     verdicts = {s.verdict for s in required}
+    grade: Literal["G", "U", "pending"]
     if verdicts == {"G"}:
         grade = "G"
     elif verdicts <= {"G", "review", "error"}:
@@ -271,9 +272,9 @@ def module_grade(course: CourseSpec, student: str, by_lab: dict[str, SubmissionR
             when = course.examination_date
         else:
             when = course.local_date(max(s.graded_at for s in required if s.graded_at is not None))
-    entry = roster.get(student) if roster else None
-    return ModuleGrade(student=student, name=entry.name if entry else "", grade=grade, complete=complete,
-                       labs=standings, missing=missing, exam_date=when, in_roster=roster is None or entry is not None)
+    person = roster.get(student) if roster else None
+    return ModuleGrade(student=student, name=person.name if person else "", grade=grade, complete=complete,
+                       labs=standings, missing=missing, exam_date=when, in_roster=roster is None or person is not None)
 
 
 def _missing_line(s: LabStanding) -> str:

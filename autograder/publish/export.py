@@ -91,7 +91,7 @@ def to_csv(results: list[SubmissionResult]) -> str:
                     + [f"{i}:{part}" for i in ids for part in ("status", "value")] + ["reasons"])
     for r in results:
         by_id = {c.id: c for c in r.criteria}
-        cells = []
+        cells: list[object] = []
         for i in ids:
             c = by_id.get(i)
             cells += [c.status, "" if c.value is None else c.value] if c else ["", ""]
@@ -285,7 +285,11 @@ def export(store: Store, fmt: str, out: Path | str, lab: str | None = None, cour
     target = lab or course.code  # type: ignore[union-attr]
     report = ExportReport(format=fmt, target=target)
     roster = _roster(fmt, course, o)
-    rows = _lab_rows(store, lab, course, o) if lab is not None else _module_rows(store, course, roster, o)
+    if lab is not None:
+        rows = _lab_rows(store, lab, course, o)
+    else:
+        assert course is not None  # checked above: without a lab there is a course
+        rows = _module_rows(store, course, roster, o)
     if o.students is not None:
         wanted = set(o.students)
         unknown = wanted - {r.student for r in rows}
@@ -309,20 +313,41 @@ def export(store: Store, fmt: str, out: Path | str, lab: str | None = None, cour
     publish = [r for r in rows if r.student not in held]
 
     if fmt == "json":
-        text = to_json([r.result for r in publish]) if lab else module_json([r.module for r in publish])
+        text = to_json(_results(publish)) if lab else module_json(_modules(publish))
         report.published = [r.student for r in publish]
         _emit(out, text, report)
     elif fmt == "csv":
-        text = to_csv([r.result for r in publish]) if lab else module_csv(course, [r.module for r in publish])
+        if lab:
+            text = to_csv(_results(publish))
+        else:
+            assert course is not None  # checked above: without a lab there is a course
+            text = module_csv(course, _modules(publish))
         report.published = [r.student for r in publish]
         _emit(out, text, report)
     elif fmt == "canvas":
+        assert roster is not None  # _roster demands one for canvas and ladok
         _canvas(publish, roster, lab, course, o, out, report)
     elif fmt == "gradescope":
+        assert lab is not None  # checked above: gradescope takes one lab
         _gradescope(publish, lab, o, out, report)
     else:
+        assert roster is not None  # _roster demands one for canvas and ladok
         _ladok(publish, roster, lab, course, o, out, report)
     return report
+
+
+def _results(rows: list[_Row]) -> list[SubmissionResult]:
+    """The results a lab's rows carry, every one of them."""
+    results = [r.result for r in rows if r.result is not None]
+    assert len(results) == len(rows)
+    return results
+
+
+def _modules(rows: list[_Row]) -> list[ModuleGrade]:
+    """The module grades the course's rows carry, every one of them."""
+    modules = [r.module for r in rows if r.module is not None]
+    assert len(modules) == len(rows)
+    return modules
 
 
 def _roster(fmt: str, course: CourseSpec | None, o: ExportOptions) -> Roster | None:
@@ -378,6 +403,7 @@ def _canvas(rows: list[_Row], roster: Roster, lab: str | None, course: CourseSpe
     cells = []
     for r in rows:
         entry = roster.get(r.student)
+        assert entry is not None  # students off the roster were held back
         if not (entry.canvas_id or entry.sis_user_id or entry.sis_login_id):
             report.unknown.append(r.student)
             report.notes.append(f"{r.student} is on the roster without a Canvas id (canvas_id, sis_user_id or "
@@ -407,6 +433,7 @@ def _gradescope(rows: list[_Row], lab: str, o: ExportOptions, out: Path | str, r
     else:
         files = {out / _safe_name(r.student) / "results.json": r for r in rows}
     for path, r in files.items():
+        assert r.result is not None  # a lab's rows carry its results
         doc = to_gradescope(r.result, titles, o.points, o.visibility)
         _write_text(path, json.dumps(doc, indent=2) + "\n")
         report.written.append(path)
@@ -419,16 +446,18 @@ def _ladok(rows: list[_Row], roster: Roster, lab: str | None, course: CourseSpec
         raise UserError("the ladok export needs the course's codes", "pass --course course.yaml")
     module = course.module
     if lab is not None:
-        module = require_lab(course, lab).module
-        if not module:
+        lab_module = require_lab(course, lab).module
+        if not lab_module:
             raise UserError(f"{lab} has no Ladok module of its own in course.yaml",
                             "report the module grade (--course without a lab), or set `module` for the lab")
+        module = lab_module
     entries = []
     for r in rows:
         final = r.module.complete if r.module is not None else r.grade in ("G", "U")
         if not (r.grade == "G" or (o.include_failed and r.grade == "U" and final)):
             continue
         entry = roster.get(r.student)
+        assert entry is not None  # students off the roster were held back
         if not entry.ladok_id:
             report.unknown.append(r.student)
             report.notes.append(f"{r.student} is on the roster without a ladok_id")

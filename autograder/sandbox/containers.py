@@ -21,6 +21,7 @@ import psutil
 
 from autograder.errors import UserError
 from autograder.labs.spec import human_size
+from autograder.results import SandboxStatus
 from autograder.sandbox.base import (
     CANCEL,
     DISK_CHECK_S,
@@ -203,7 +204,7 @@ class DockerBackend(SandboxBackend):
         sampler.start()
         deadline = time.monotonic() + limits.timeout
         next_disk_check = time.monotonic() + DISK_CHECK_S
-        killed: tuple[str, str] | None = None  # (status, why) when we stopped it
+        killed: tuple[SandboxStatus, str] | None = None  # (status, why) when we stopped it
         while waiter.is_alive():
             if CANCEL.is_set():
                 killed = ("cancelled", "grading was interrupted")
@@ -232,7 +233,8 @@ class DockerBackend(SandboxBackend):
         return run
 
     @staticmethod
-    def _explain(run: SandboxRun, state: dict, killed: tuple[str, str] | None, pids_peak: int, limits) -> None:
+    def _explain(run: SandboxRun, state: dict, killed: tuple[SandboxStatus, str] | None, pids_peak: int,
+                 limits) -> None:
         """Why the run stopped, from the engine's state: a limit the engine enforced outranks how
         the runner saw its consequence (a dead kernel, an error from fork) and our own kill."""
         reported = (run.report or {}).get("status", "ok")

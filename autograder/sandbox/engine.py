@@ -20,7 +20,8 @@ ENGINE_HINT = "start it: dockerd &  (as root), or install Debian's docker.io: ap
 def engine(timeout: float = 10, max_pool_size: int = 10) -> docker.DockerClient:
     """A client whose engine has answered a ping; a UserError with the fix otherwise."""
     try:
-        client = docker.from_env(timeout=timeout, max_pool_size=max_pool_size)
+        # docker hands the timeout to requests, which takes fractions of a second; its stubs say int.
+        client = docker.from_env(timeout=timeout, max_pool_size=max_pool_size)  # type: ignore[arg-type]
         client.ping()
     except (docker.errors.DockerException, requests.RequestException, OSError) as e:
         why = explain(e)

@@ -21,6 +21,7 @@ import psutil
 
 from autograder.errors import UserError
 from autograder.labs.spec import Limits, human_size
+from autograder.results import SandboxStatus
 from autograder.sandbox.base import (
     CANCEL,
     DISK_CHECK_S,
@@ -124,7 +125,7 @@ class LocalBackend(SandboxBackend):
             read_report(run, report.buffer)
         return run
 
-    def _watch(self, proc: subprocess.Popen, job: SandboxJob) -> tuple[str, str, int, int | None]:
+    def _watch(self, proc: subprocess.Popen, job: SandboxJob) -> tuple[SandboxStatus, str, int, int | None]:
         """Poll until exit, killing the whole tree at the time, memory or disk limit;
         returns (status, why, peak memory, peak GPU memory)."""
         limits, gpus = job.limits, bool(job.gpu_ids)
@@ -135,7 +136,8 @@ class LocalBackend(SandboxBackend):
         peak = 0
         peak_gpu: int | None = None
         next_gpu_sample = time.monotonic()
-        status, message = "ok", ""
+        status: SandboxStatus = "ok"
+        message = ""
         while proc.poll() is None:
             if gpus and time.monotonic() >= next_gpu_sample:
                 used = gpu_memory_used(seen)

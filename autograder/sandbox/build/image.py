@@ -24,6 +24,7 @@ from pathlib import Path
 
 import docker
 import docker.errors
+from docker.models.images import Image
 from docker.utils import parse_repository_tag
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 
@@ -216,6 +217,7 @@ def bootstrap_base(
             )
         log(f"importing {rootfs} as {name}")
         tar = subprocess.Popen(["tar", "--numeric-owner", "-C", str(rootfs), "-c", "."], stdout=subprocess.PIPE)
+        assert tar.stdout is not None  # stdout=PIPE
         try:
             client.api.import_image_from_data(
                 _chunks(tar.stdout), repository=repository, tag=tag or "latest",
@@ -226,6 +228,12 @@ def bootstrap_base(
             tar.wait()
     client.images.get(name)
     return name
+
+
+def _image_id(image: Image) -> str:
+    """An image's id; docker's stubs allow None, which an image the engine has just listed never has."""
+    assert image.id is not None
+    return image.id
 
 
 def _chunks(stream, size: int = 1 << 20) -> Iterator[bytes]:
@@ -250,7 +258,7 @@ def probe_target(
 ) -> Target:
     """Build the Dockerfile's `python` stage and ask its interpreter what wheels it takes."""
     text = dockerfile.read_text()
-    key = sha256_text(client.images.get(base).id + text)[:12]
+    key = sha256_text(_image_id(client.images.get(base)) + text)[:12]
     tag = f"{PYTHON_STAGE_REPO}:{key}"
     with tempfile.TemporaryDirectory(prefix="autograder-context-") as tmp:
         context = Path(tmp)
@@ -284,7 +292,8 @@ def _run(client: docker.DockerClient, image: str, command: list[str]) -> str:
             image, command, network_mode="none", remove=True, stdout=True, stderr=False, labels={LABEL: "build"}
         )
     except docker.errors.ContainerError as e:
-        err = (e.stderr or b"").decode(errors="replace").strip().splitlines()[-15:]
+        # docker hands over the container's log as bytes; its stubs say str.
+        err = (e.stderr or b"").decode(errors="replace").strip().splitlines()[-15:]  # type: ignore[union-attr]
         raise UserError(
             f"{' '.join(command[:2])} failed in {image} (exit {e.exit_status}):\n" + "\n".join(err),
             "see the error above; rebuild with --no-cache if a cached layer is broken",
@@ -409,7 +418,7 @@ def build_image(options: BuildOptions | None = None, log: Log = quiet) -> BuildR
     except UserError:
         image = client.images.get(image_id)
         if not image.tags:  # a failed new image goes; an identical image already tagged stays
-            client.images.remove(image.id)
+            client.images.remove(_image_id(image))
         raise
     repository, tag = parse_repository_tag(options.tag)
     image = client.images.get(image_id)
@@ -421,7 +430,7 @@ def build_image(options: BuildOptions | None = None, log: Log = quiet) -> BuildR
     if stage_ends:
         keep_stage(client, stage_ends[-1], stage_tag(options.tag))
     result = BuildResult(
-        tag=options.tag, image_id=image.id, size_bytes=image.attrs["Size"], python=report["python"],
+        tag=options.tag, image_id=_image_id(image), size_bytes=image.attrs["Size"], python=report["python"],
         torch=report["torch"], build_seconds=round(time.monotonic() - start, 1), base_image=base,
         wheelhouse=wheelhouse, wheelhouse_reused=reused,
     )

@@ -80,6 +80,7 @@ def stream(cmd: list[str], log: Log, keep: int = 20) -> tuple[int, str]:
     """Run a command, passing its output lines to `log`; its exit code and last lines."""
     tail: deque[str] = deque(maxlen=keep)
     with subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, errors="replace") as proc:
+        assert proc.stdout is not None  # stdout=PIPE
         for line in proc.stdout:
             line = line.rstrip()
             if line and not _PIP_NOISE.match(line):
