@@ -5,11 +5,14 @@ BIN    := $(VENV)/bin
 # Pinned: a bare `torch` would pull a multi-GB CUDA build; CI machines hold this CPU wheel on disk.
 TORCH  ?= torch==2.13.0
 STAMP  := $(VENV)/.installed
+DEV    := $(VENV)/.dev-installed
 DB     ?= .autograder/grades.db
 JOBS   ?= 2
 LABS   ?= lab1-mlp lab2-cnn lab3-autoencoder
+# Extra pytest arguments for `make test` and `make test-fast`, e.g. PYTEST_ARGS='-m slow --durations=25'.
+PYTEST_ARGS ?=
 
-.PHONY: install demo test lint bench schema image clean
+.PHONY: install demo test test-fast lint typecheck bench schema image clean
 
 install: $(STAMP)
 
@@ -32,12 +35,24 @@ demo: install
 	done
 	$(BIN)/autograder course results --db $(DB)
 
+# Everything: the slow tests run real notebooks, sandboxes and a browser (about a quarter of an hour).
 test: install
-	$(BIN)/python -m pytest
+	$(BIN)/python -m pytest $(PYTEST_ARGS)
 
-lint: install
-	$(BIN)/python -m pip install --quiet ruff
+# The loop while working: all but the `slow` tests, in under two minutes.
+test-fast: install
+	$(BIN)/python -m pytest -m "not slow" -q $(PYTEST_ARGS)
+
+# ruff, mypy and the type stubs: the `dev` extra, installed on first use (the demo does not need them).
+$(DEV): $(STAMP) pyproject.toml
+	$(BIN)/python -m pip install --quiet -e ".[semantic,dev]"
+	@touch $@
+
+lint: $(DEV)
 	$(BIN)/ruff check .
+
+typecheck: $(DEV)
+	$(BIN)/python -m mypy autograder
 
 bench: install
 	$(BIN)/python benchmarks/overhead.py

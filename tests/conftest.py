@@ -27,6 +27,26 @@ REPO = Path(__file__).resolve().parents[1]
 # The CLI picks docker whenever an engine answers; tests choose their backend explicitly.
 os.environ["AUTOGRADER_BACKEND"] = "local"
 
+# --- markers: `make test-fast` is `pytest -m "not slow"` -------------------------------------------------------
+# A test that asks for one of these fixtures (as an argument, or through a fixture's arguments) runs real notebooks
+# in a sandbox, so it is `slow`; one that asks for the docker backend also needs the engine and the image
+# (`docker`). Tests that run notebooks otherwise (through the CLI, validate-lab, the self-check, a Grader of their
+# own, a fixture taken with request.getfixturevalue) carry the markers themselves, as do those that need Chromium
+# (`browser`) or a GPU (`gpu`). The markers only select: what is missing still makes a test skip, saying why (the
+# docker_backend fixture, the browser tests' own checks, tests/test_gpu_hardware.py).
+SLOW_FIXTURES = {"grade", "graded_cohort", "docker_graded_cohort", "toy_pages", "docker_backend"}
+DOCKER_FIXTURES = {"docker_backend", "docker_graded_cohort"}
+
+
+@pytest.hookimpl(tryfirst=True)  # before `-m` deselects by marker
+def pytest_collection_modifyitems(config, items):
+    for item in items:
+        used = set(getattr(item, "fixturenames", ()))
+        if used & SLOW_FIXTURES:
+            item.add_marker(pytest.mark.slow)
+        if used & DOCKER_FIXTURES:
+            item.add_marker(pytest.mark.docker)
+
 
 @pytest.fixture(scope="session")
 def docker_backend():
@@ -97,23 +117,41 @@ def cohort_folder(lab: str) -> Path:
     return REPO / "examples" / "submissions" / lab
 
 
-@pytest.fixture(scope="session")
-def graded_cohort(tmp_path_factory):
-    """graded_cohort(lab) -> ({student: result}, store): a sample cohort graded once per session on the
-    local backend, shared by the lab's own tests and the self-check's agreement test."""
+def _graded_cohorts(tmp_path_factory, backend, label: str):
+    """get(lab) -> ({student: result}, store), each sample cohort graded on `backend` the first time it is
+    asked for; and the stores, to close at the end of the session."""
     cache: dict[str, tuple[dict, Store]] = {}
 
     def get(name: str):
         if name not in cache:
-            tmp = tmp_path_factory.mktemp(name)
+            tmp = tmp_path_factory.mktemp(f"{name}-{label}")
             lab = load_lab(name, REPO)
             store = Store(tmp / "grades.db")
-            grader = Grader(lab, store, get_backend("local"),
-                            Options(jobs=2, limits=COHORT_LIMITS.get(name, {}), scratch=tmp))
+            grader = Grader(lab, store, backend, Options(jobs=2, limits=COHORT_LIMITS.get(name, {}), scratch=tmp))
             results = grader.grade_all(discover(cohort_folder(name), lab.spec.files.student))
             cache[name] = ({r.student: r for r in results}, store)
         return cache[name]
 
+    return get, cache
+
+
+# The graded cohorts are shared, read-only: a test that records, overrides or regrades must do so in a copy of
+# its own (copy the store's grades.db into tmp_path), never in these stores.
+@pytest.fixture(scope="session")
+def graded_cohort(tmp_path_factory):
+    """graded_cohort(lab) -> ({student: result}, store): a sample cohort graded once per session on the
+    local backend, shared by the lab's own tests and the self-check's agreement test."""
+    get, cache = _graded_cohorts(tmp_path_factory, get_backend("local"), "local")
+    yield get
+    for _, store in cache.values():
+        store.close()
+
+
+@pytest.fixture(scope="session")
+def docker_graded_cohort(tmp_path_factory, docker_backend):
+    """As graded_cohort, on the docker backend (a skip that says why where it is unavailable): the labs'
+    end-to-end tests hold on both backends, each cohort graded once per session on each."""
+    get, cache = _graded_cohorts(tmp_path_factory, docker_backend, "docker")
     yield get
     for _, store in cache.values():
         store.close()

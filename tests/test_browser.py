@@ -37,12 +37,14 @@ def bare(body: str) -> str:
 
 
 @pytest.mark.slow
+@pytest.mark.browser
 def test_a_throwing_script_is_a_console_error(show):
     shown = show(bare("<p>hi</p><script>throw new Error('boom-42')</script>"))
     assert any("Uncaught" in line and "boom-42" in line for line in shown.errors), shown.console
 
 
 @pytest.mark.slow
+@pytest.mark.browser
 def test_the_dom_is_the_document_after_its_scripts_ran(show):
     shown = show(bare("<script>document.title = 'set by script'; console.log('ran')</script>"))
     assert title(shown.dom) == "set by script"
@@ -52,6 +54,7 @@ def test_the_dom_is_the_document_after_its_scripts_ran(show):
 
 
 @pytest.mark.slow
+@pytest.mark.browser
 def test_a_clean_page_has_no_console_lines_and_a_screenshot_of_itself(show):
     shown = show(page("Clean", '<h1>Feedback</h1><div style="background:#ff0000;height:300px"></div>'))
     assert shown.console == []
@@ -67,6 +70,7 @@ def test_a_clean_page_has_no_console_lines_and_a_screenshot_of_itself(show):
 
 
 @pytest.mark.slow
+@pytest.mark.browser
 def test_the_csp_of_html_page_stops_an_injected_script_and_says_so(show):
     injected = "<script>document.title = 'pwned'</script><img src=x onerror=\"document.title = 'pwned'\">"
     shown = show(page("Safe", "<p>ok</p>" + injected))
@@ -76,6 +80,7 @@ def test_the_csp_of_html_page_stops_an_injected_script_and_says_so(show):
 
 
 @pytest.mark.slow
+@pytest.mark.browser
 def test_an_escaped_payload_leaves_nothing_to_run_and_nothing_in_the_console(show):
     payload = "<script>document.title = 'pwned'</script><img src=x onerror=\"document.title = 'pwned'\">"
     shown = show(page("Safe", f"<pre>{esc(payload)}</pre>"))
@@ -85,12 +90,14 @@ def test_an_escaped_payload_leaves_nothing_to_run_and_nothing_in_the_console(sho
 
 
 @pytest.mark.slow
+@pytest.mark.browser
 def test_nothing_reaches_the_network(show):
     shown = show(bare('<img src="http://example.com/logo.png">'))
     assert any("net::ERR_" in line and "example.com" in line for line in shown.errors), shown.console
 
 
 @pytest.mark.slow
+@pytest.mark.browser
 def test_a_page_that_never_loads_times_out(show):
     with pytest.raises(TimeoutError, match="page.html"):
         show(bare("<script>while (true) {}</script>"), timeout=3)

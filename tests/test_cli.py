@@ -10,9 +10,10 @@ import pytest
 
 from autograder.cli import main
 
-pytestmark = pytest.mark.slow
+# The tests that grade or validate a lab run its notebooks (slow); the usage errors stop before anything runs.
 
 
+@pytest.mark.slow
 def test_grade_then_export(course, submissions, tmp_path, capsys):
     submissions("ana")
     submissions("bo", "1/0")
@@ -32,6 +33,7 @@ def test_grade_then_export(course, submissions, tmp_path, capsys):
     assert capsys.readouterr().out.startswith("student,verdict,")
 
 
+@pytest.mark.slow
 def test_a_rerun_says_what_it_reused(course, submissions, tmp_path, capsys):
     submissions("ana")
     args = ["grade", "toy", str(submissions.folder), "--root", str(course), "--db", str(tmp_path / "g.db")]
@@ -50,6 +52,7 @@ def test_an_unusable_store_path_is_a_user_error(course, submissions, tmp_path, c
     assert "cannot open the results store" in capsys.readouterr().err
 
 
+@pytest.mark.slow
 def test_export_of_an_ungraded_lab_says_what_exists(tmp_path, capsys, course, submissions):
     db = tmp_path / "g.db"
     submissions("ana")
@@ -60,11 +63,13 @@ def test_export_of_an_ungraded_lab_says_what_exists(tmp_path, capsys, course, su
     assert "no results for lab 'lab9'" in err and "labs with results: toy" in err
 
 
+@pytest.mark.slow
 def test_validate_lab_passes_on_a_good_lab(course, capsys):
     assert main(["validate-lab", "toy", "--root", str(course)]) == 0
     assert "the solved student notebook gets G" in capsys.readouterr().out
 
 
+@pytest.mark.slow
 def test_validate_lab_fails_when_the_template_would_pass(course, capsys):
     solution = course / "reference" / "toy" / "solution.ipynb"
     (course / "assignments" / "toy" / "toy.ipynb").write_bytes(solution.read_bytes())
@@ -75,6 +80,7 @@ def test_validate_lab_fails_when_the_template_would_pass(course, capsys):
     assert "student-template got G, expected U" in capsys.readouterr().out
 
 
+@pytest.mark.slow
 def test_validate_lab_checks_cells_and_probe_outputs_against_the_rubric(course, capsys):
     rubric = course / "rubrics" / "toy.yaml"
     text = rubric.read_text().replace("split: test", "split: test\n    probe: scores").replace(
@@ -101,6 +107,7 @@ def test_console_script_runs_as_a_module():
     assert proc.returncode == 0 and "exit codes:" in proc.stdout
 
 
+@pytest.mark.slow
 def test_ctrl_c_stops_the_sandboxes_and_records_nothing_half_done(course, submissions, tmp_path):
     import signal
     import sqlite3
@@ -139,6 +146,7 @@ def test_a_limit_override_out_of_range_is_a_usage_error(course, submissions, cap
     assert "not a list of distinct GPU indices" in capsys.readouterr().err
 
 
+@pytest.mark.slow
 def test_export_formats_and_the_course_roll_up_from_the_command_line(course, submissions, tmp_path, capsys):
     """The export and course verbs as staff type them: a course.yaml and roster beside the toy lab."""
     import pandas as pd
@@ -170,6 +178,7 @@ def test_export_formats_and_the_course_roll_up_from_the_command_line(course, sub
     assert main(["export", "-f", "ladok", "--db", str(db), "-o", "-"]) == 2  # neither lab nor course
 
 
+@pytest.mark.slow
 def test_feedback_and_report_from_the_command_line(course, submissions, tmp_path, capsys):
     """The report beside the feedback pages links each student in review to their page."""
     submissions("ana")

@@ -24,7 +24,8 @@ def _cuda() -> str | None:
     return None if torch.cuda.is_available() else "torch here has no CUDA"
 
 
-pytestmark = [pytest.mark.slow, pytest.mark.skipif(_cuda() is not None, reason=f"GPU tests: {_cuda()}")]
+pytestmark = [pytest.mark.slow, pytest.mark.gpu,
+              pytest.mark.skipif(_cuda() is not None, reason=f"GPU tests: {_cuda()}")]
 
 HOLD = """
 import time

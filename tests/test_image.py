@@ -1,7 +1,7 @@
 """The sandbox image build and the doctor, against the real Docker engine (no mocks of docker).
 
-Tests that need the engine ask for the `client` fixture, which skips them when none answers; the
-rest (wheel platform tags, staleness rules, the doctor without an engine) run everywhere.
+Tests that need the engine ask for the `client` fixture, which skips them when none answers, and are marked
+`docker`; the rest (wheel platform tags, staleness rules, the doctor without an engine) run everywhere.
 """
 
 from __future__ import annotations
@@ -171,6 +171,7 @@ def test_no_nvidia_smi_is_a_warning(tmp_path, monkeypatch):
 # --- the real engine --------------------------------------------------------------------------
 
 
+@pytest.mark.docker
 def test_doctor_against_the_engine(client):
     checks = {c.name: c for c in doctor(runtime="runsc")}
     assert list(checks) == ["engine", "limits", "image", "runtime", "gpu", "gpu-runtime", "base"]
@@ -186,6 +187,7 @@ def test_doctor_against_the_engine(client):
     assert all(c.fix == "" for c in checks.values() if c.status == "ok")
 
 
+@pytest.mark.docker
 def test_doctor_asks_for_the_gpu_toolkit_when_gpus_have_no_runtime(client, fake_smi):
     checks = {c.name: c for c in doctor()}
     if "nvidia" in (client.info().get("Runtimes") or {}):
@@ -194,12 +196,14 @@ def test_doctor_asks_for_the_gpu_toolkit_when_gpus_have_no_runtime(client, fake_
     assert checks["gpu-runtime"].status == "fail" and "nvidia-ctk runtime configure" in checks["gpu-runtime"].fix
 
 
+@pytest.mark.docker
 def test_an_explicit_base_that_cant_be_had_is_not_replaced_by_debian(client):
     with pytest.raises(UserError, match="can't get the base image") as e:
         ensure_base(client, f"autograder-test-missing-base:{uuid.uuid4().hex[:10]}")
     assert "docker load" in e.value.hint
 
 
+@pytest.mark.docker
 def test_bootstrap_names_the_missing_piece(client, tmp_path, monkeypatch):
     monkeypatch.setenv("PATH", str(tmp_path))  # no debootstrap on it
     with pytest.raises(UserError) as e:
@@ -229,6 +233,7 @@ def labelled_image(client):
         client.images.remove(tag, force=True)
 
 
+@pytest.mark.docker
 def test_image_status_sees_a_changed_requirements_file(client, labelled_image, context):
     requirements = (context / "requirements.txt").read_text()
     tag = labelled_image(labels_for(requirements))
@@ -240,12 +245,14 @@ def test_image_status_sees_a_changed_requirements_file(client, labelled_image, c
     assert image_status(client, tag, context_dir=context, torch="torch==2.14.0").stale
 
 
+@pytest.mark.docker
 def test_image_status_of_a_missing_image(client):
     status = image_status(client, f"autograder-test-missing:{uuid.uuid4().hex[:10]}")
     assert not status.present and not status.stale and "no image" in status.reason
 
 
 @pytest.mark.slow
+@pytest.mark.docker
 def test_build_a_tiny_image_end_to_end(client, context, tmp_path):
     """The real build path, without torch: python stage, wheelhouse, build, smoke test, labels."""
     if not any(has_image(client, base) for base in (DEFAULT_BASE, BOOTSTRAP_BASE)):

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import nbformat
 import pytest
-from conftest import COHORT_LIMITS, REPO
+from conftest import REPO
 
 from autograder.cli import main
 from autograder.grading.intake import discover
@@ -14,25 +14,17 @@ from autograder.labs.lab import load_lab
 from autograder.sandbox import get_backend
 from autograder.store import Store
 
-pytestmark = pytest.mark.slow
 COHORT = REPO / "examples" / "submissions" / "lab1-mlp"
 
 
-@pytest.fixture(scope="module", params=["local", "docker"])
-def cohort(request, tmp_path_factory, graded_cohort):
+@pytest.fixture(scope="module", params=[pytest.param("local", marks=pytest.mark.slow),
+                                        pytest.param("docker", marks=[pytest.mark.slow, pytest.mark.docker])])
+def cohort(request):
     """The sample cohort graded once per backend (the per-cell limit shortened for the loop): every
-    test below holds on both, so the two backends give the same verdicts for the same reasons."""
-    if request.param == "local":
-        yield graded_cohort("lab1-mlp")
-        return
-    backend = request.getfixturevalue("docker_backend")
-    tmp = tmp_path_factory.mktemp("lab1")
-    lab = load_lab("lab1-mlp", REPO)
-    store = Store(tmp / "grades.db")
-    grader = Grader(lab, store, backend, Options(jobs=2, limits=COHORT_LIMITS["lab1-mlp"], scratch=tmp))
-    results = {r.student: r for r in grader.grade_all(discover(COHORT))}
-    yield results, store
-    store.close()
+    test below holds on both, so the two backends give the same verdicts for the same reasons. The
+    gradings are the session's (conftest.py), shared with the other tests of lab1's cohort."""
+    return request.getfixturevalue("graded_cohort" if request.param == "local" else "docker_graded_cohort")(
+        "lab1-mlp")
 
 
 def failed(result) -> set[str]:
@@ -90,6 +82,7 @@ def test_flood_is_truncated_and_recorded(cohort):
     assert store.latest("lab1-mlp")[0].student == "copycat"  # sorted by student
 
 
+@pytest.mark.slow
 def test_validate_lab(capsys):
     assert main(["validate-lab", "lab1-mlp", "--root", str(REPO)]) == 0
     assert "the solved student notebook gets G" in capsys.readouterr().out
@@ -125,6 +118,7 @@ def test_our_checksum_is_nbgraders():
             assert nbgrader_checksum(cell) == compute_checksum(cell), cell.metadata["nbgrader"]["grade_id"]
 
 
+@pytest.mark.slow
 def test_edited_or_deleted_locked_cells_go_to_review(tmp_path):
     good = nbformat.read(COHORT / "good.ipynb", as_version=4)
     setup = next(c for c in good.cells if c.metadata.get("nbgrader", {}).get("grade_id") == "setup")

@@ -14,14 +14,10 @@ import pytest
 from conftest import REPO, cohort_folder
 
 from autograder.cli import main
-from autograder.grading.intake import discover
-from autograder.grading.pipeline import Grader, Options
 from autograder.labs.assign import make_student_module, make_student_notebook
 from autograder.labs.lab import load_lab
 from autograder.labs.release import release
-from autograder.store import Store
 
-pytestmark = pytest.mark.slow
 FASHION = Path("/usr/share/datasets/fashion-mnist")
 
 # student -> the criteria that fail (U), or the verdict's reason in words
@@ -41,21 +37,14 @@ EXPECTED = {
 LABS = list(EXPECTED)
 
 
-@pytest.fixture(scope="module", params=[(lab, backend) for lab in LABS for backend in ("local", "docker")],
-                ids=lambda p: f"{p[0]}-{p[1]}")
-def cohort(request, graded_cohort, tmp_path_factory):
+@pytest.fixture(scope="module", ids=lambda p: f"{p[0]}-{p[1]}", params=[
+    pytest.param((lab, backend), marks=[pytest.mark.slow, *([pytest.mark.docker] if backend == "docker" else [])])
+    for lab in LABS for backend in ("local", "docker")])
+def cohort(request):
+    """Each cohort graded once per backend: the session's gradings (conftest.py)."""
     name, backend = request.param
-    if backend == "local":
-        yield name, graded_cohort(name)[0]
-        return
-    docker = request.getfixturevalue("docker_backend")
-    tmp = tmp_path_factory.mktemp(f"{name}-docker")
-    lab = load_lab(name, REPO)
-    store = Store(tmp / "grades.db")
-    grader = Grader(lab, store, docker, Options(jobs=2, scratch=tmp))
-    results = {r.student: r for r in grader.grade_all(discover(cohort_folder(name), lab.spec.files.student))}
-    yield name, results
-    store.close()
+    graded = request.getfixturevalue("graded_cohort" if backend == "local" else "docker_graded_cohort")
+    return name, graded(name)[0]
 
 
 def failed(result) -> set[str]:
@@ -87,6 +76,7 @@ def test_the_reasons_read_as_intended(cohort):
         assert results["edited_plotting"].execution.status == "ok"
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("name", LABS)
 def test_validate_lab(name, capsys):
     assert main(["validate-lab", name, "--root", str(REPO)]) == 0
@@ -152,6 +142,7 @@ def test_the_data_is_what_its_script_makes_of_fashion_mnist(name, tmp_path):
         assert made.read_bytes() == (REPO / base / name / "data" / f"{split}.npz").read_bytes(), split
 
 
+@pytest.mark.slow
 def test_a_student_checks_lab2_from_the_kit_with_their_module(tmp_path, monkeypatch, capsys):
     """The kit of a lab with a student module, used as a student would: work in the kit's files, check
     the folder. The check restores from the kit's handout/, imports the student's cnn.py, runs the

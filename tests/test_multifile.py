@@ -96,6 +96,7 @@ def make_student_module_text(text: str, tmp: Path = Path("/tmp")) -> str:
         return make_student_module(Path(d) / "m.py")
 
 
+@pytest.mark.slow
 def test_modules_travel_with_the_notebook_and_provided_ones_are_restored(modular, tmp_path):
     subs = tmp_path / "subs"
     hand_in(subs / "good")
@@ -118,6 +119,7 @@ def test_modules_travel_with_the_notebook_and_provided_ones_are_restored(modular
     assert results["good"].probes.probes["rule"].status == "ok"
 
 
+@pytest.mark.slow
 def test_validate_lab_assembles_the_reference_and_the_template_folders(modular, capsys):
     assert main(["validate-lab", "toy", "--root", str(modular)]) == 0
     assert "the solved student notebook gets G" in capsys.readouterr().out

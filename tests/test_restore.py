@@ -65,6 +65,7 @@ def test_deleted_graded_and_locked_cells_are_reported_not_invented(released):
     assert len(restored.notebook.cells) == len(submitted.cells)
 
 
+@pytest.mark.slow
 def test_graded_end_to_end_an_edit_changes_nothing_and_a_deletion_goes_to_a_teacher(tmp_path):
     lab = load_lab("lab1-mlp", REPO)
     subs = tmp_path / "subs"

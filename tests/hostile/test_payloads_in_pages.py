@@ -89,6 +89,7 @@ def test_hostile_output_is_text_in_the_markdown(toy_pages):
 
 
 @pytest.mark.slow
+@pytest.mark.browser
 def test_the_page_renders_in_a_browser_without_running_the_payload(toy_pages, tmp_path):
     browser = pytest.importorskip("browser")
     if browser.chromium() is None:
@@ -158,6 +159,8 @@ def test_hostile_ids_and_messages_are_escaped(lab1, hostile_store: Store, tmp_pa
     assert_offline(text)
 
 
+@pytest.mark.slow
+@pytest.mark.browser
 @pytest.mark.skipif(chromium() is None, reason="chromium is not installed")
 def test_the_report_renders_in_a_browser(lab1, hostile_store: Store, tmp_path: Path):
     out = write_report(lab1, hostile_store, tmp_path / "report.html")
