@@ -113,3 +113,14 @@ def test_every_field_that_names_part_of_the_lab_is_a_declared_reference(name):
         declared = {r.field for r in spec.references()}
         assert named <= declared, f"{spec.id} ({spec.kind}) names {named - declared} without declaring it"
         assert not list(spec.lab_problems(lab)), spec.id
+
+
+def test_a_detail_named_like_a_result_field_stays_a_detail():
+    """`result(status, message, value, threshold, **details)` once took a detail called `value` as the value."""
+    from autograder.criteria import build
+    from autograder.criteria.notebook_runs import NotebookRunsSpec
+
+    criterion = build(NotebookRunsSpec(id="runs", kind="notebook-runs"))
+    r = criterion.result("fail", "stopped", 2.5, None, value="the cell's value", threshold=3, advice="fix it")
+    assert (r.value, r.threshold, r.advice) == (2.5, None, "fix it")
+    assert r.details == {"value": "the cell's value", "threshold": 3}

@@ -206,9 +206,13 @@ class Criterion(ABC):
         message: str,
         value: float | int | str | None = None,
         threshold: float | int | str | None = None,
+        /,
+        *,
         advice: str = "",
         **details: Any,
     ) -> CriterionResult:
+        """A result of this criterion. The fields come first and positionally, so a detail may be named
+        like one (`value`, `status`) and still land in `details`; only `advice` is taken by name."""
         return CriterionResult(
             id=self.spec.id,
             kind=self.kind,
