@@ -93,8 +93,8 @@ def mark_estimates(lab: Lab, result: SubmissionResult) -> None:
         spec = specs.get(c.id)
         if spec is None:
             continue
-        splits = [getattr(spec, a, None) for a in ("split", "train", "test")]
-        hidden = [s for s in splits if s and lab.spec.splits.get(s) == "hidden"]
+        splits = [r.name for r in spec.references() if r.kind == "split"]
+        hidden = [s for s in splits if lab.spec.splits.get(s) == "hidden"]
         if c.kind in ESTIMATED_KINDS and hidden:
             c.estimate = "; ".join(f"measured on {lab.stand_in(s)} in place of the hidden {s} set" for s in hidden)
         elif c.kind == "hidden-tests":
