@@ -12,6 +12,7 @@ from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, T
 
 from autograder.cli import options
 from autograder.cli.options import Parents, epilog
+from autograder.cli.sandbox import stale_image
 from autograder.console import clean, criteria_table, err, out, print_results, say
 from autograder.errors import UserError
 from autograder.results import SubmissionResult
@@ -80,8 +81,6 @@ def backend_notes(backend: SandboxBackend, args: argparse.Namespace) -> list[str
 
     notes = []
     if backend.name == "docker":
-        from autograder.cli.sandbox import stale_image
-
         stale = stale_image(backend, args.root)
         if stale:
             notes.append(stale)

@@ -147,18 +147,18 @@ def read_report(run: SandboxRun, channel: CappedBuffer) -> None:
         return
     head, _, run.attachment = bytes(channel.data).partition(b"\n")
     try:
-        run.report = _REPORT.validate_json(head) if head else None
-    except ValidationError as exc:
-        if exc.errors()[0]["type"] not in ("json_invalid", "dict_type", "json_type"):
-            # The runner sent JSON of the wrong shape: ours to fix, never the student's.
-            run.report = None
-            run.status, run.message = "harness-error", f"the runner's report is malformed: {exc}"[:500]
-            return
-        run.report = None
-    if run.report is None:
+        raw = json.loads(head) if head else None
+    except ValueError:
+        raw = None
+    if not isinstance(raw, dict):
         # The runner died before reporting: killed from inside (os._exit, a signal) or broken.
         run.status = "crashed"
         run.message = f"the run ended without a report (exit code {run.exit_code})"
+        return
+    try:
+        run.report = _REPORT.validate_python(raw)
+    except ValidationError as exc:  # the runner sent the wrong shape: ours to fix, never the student's
+        run.status, run.message = "harness-error", f"the runner's report is malformed: {exc}"[:500]
 
 
 _REPORT: TypeAdapter[Report] = TypeAdapter(Report)
