@@ -58,6 +58,9 @@ class Limits(BaseModel):
 
 
 FileName = Annotated[str, Field(pattern=r"^[A-Za-z0-9_][A-Za-z0-9_.-]*\.py$")]
+DocumentStem = Annotated[str, Field(pattern=r"^[A-Za-z0-9_][A-Za-z0-9_-]*$")]
+# What a written report may be handed in as, in the order a student's several copies are preferred.
+REPORT_SUFFIXES = (".pdf", ".md", ".txt")
 
 
 class Files(BaseModel):
@@ -71,10 +74,16 @@ class Files(BaseModel):
     provided: list[FileName] = Field(
         default_factory=list, description="Modules handed out in assignments/<lab>/; restored from there at "
         "intake, whatever the student handed in under that name.")
+    helpers: list[FileName] = Field(
+        default_factory=list, description="Modules in assignments/<lab>/ that the probes (public and hidden) import, "
+        "e.g. shared checks; released with the kit, never put beside the student's code.")
+    report: DocumentStem | None = Field(
+        None, description="The written report handed in beside the code, by its name without suffix (e.g. `report`): "
+        "report.pdf, report.md or report.txt. A reflection criterion with `source: report` reads it.")
 
     @model_validator(mode="after")
     def _distinct(self) -> Files:
-        names = self.student + self.provided
+        names = self.student + self.provided + self.helpers
         twice = sorted({n for n in names if names.count(n) > 1})
         if twice:
             raise ValueError(f"{twice} listed twice; a file is either the student's or provided")
@@ -85,6 +94,7 @@ class Files(BaseModel):
 
     @property
     def all(self) -> list[str]:
+        """The modules that sit beside the student's code (helpers go to the probes only)."""
         return self.student + self.provided
 
 
@@ -111,15 +121,21 @@ class LabSpec(BaseModel):
     name: Slug
     version: str = Field(min_length=1, description="Bump when anything graded changes; results record it.")
     title: str = ""
-    notebook: str = Field(description="The student notebook, relative to assignments/<lab>/.")
+    notebook: str | None = Field(
+        None, description="The student notebook, relative to assignments/<lab>/; none for a lab whose students hand "
+        "in modules only (files.student), which the probes and tests import.")
+    packages: list[str] = Field(
+        default_factory=list, description="Python packages the lab's code may import beyond the sandbox's base "
+        "(torch, numpy, matplotlib), as pip requirements: `scipy>=1.11`, `scikit-image`. The docker backend builds an "
+        "image per package list; the local backend and the self-check check them before running.")
     parameters: dict[Identifier, Scalar] = Field(
         default_factory=dict, description="papermill parameters injected into the `parameters` cell."
     )
     exports: list[Identifier] = Field(
-        min_length=1, description="Names the harness saves after the last cell, for the probes."
+        default_factory=list, description="Names the harness saves after the last cell, for the probes."
     )
     splits: dict[Identifier, Literal["public", "hidden"]] = Field(
-        description="Data splits: public ones live in assignments/<lab>/data/<split>.npz, "
+        default_factory=dict, description="Data splits: public ones live in assignments/<lab>/data/<split>.npz, "
         "hidden ones in reference/<lab>/data/."
     )
     files: Files = Field(default_factory=Files, description="Modules beside the notebook.")
@@ -132,7 +148,9 @@ class LabSpec(BaseModel):
 
     @field_validator("notebook")
     @classmethod
-    def _notebook_is_local_ipynb(cls, v: str) -> str:
+    def _notebook_is_local_ipynb(cls, v: str | None) -> str | None:
+        if v is None:
+            return v
         if "/" in v or "\\" in v or not v.endswith(".ipynb"):
             raise ValueError("must be a file name ending in .ipynb inside assignments/<lab>/")
         return v
@@ -145,10 +163,34 @@ class LabSpec(BaseModel):
             raise ValueError(f"{sorted(clash)} are set by the harness; remove them")
         return v
 
+    @field_validator("packages")
+    @classmethod
+    def _requirements(cls, packages: list[str]) -> list[str]:
+        from packaging.requirements import InvalidRequirement, Requirement
+
+        seen: dict[str, str] = {}
+        for text in packages:
+            try:
+                req = Requirement(text)
+            except InvalidRequirement as exc:
+                raise ValueError(f"{text!r} is not a pip requirement ({exc}); write e.g. `scipy>=1.11`") from None
+            if req.url:
+                raise ValueError(f"{text!r} names a URL; name a package from PyPI (with a version range)")
+            key = req.name.lower().replace("_", "-").replace(".", "-")
+            if key in seen:
+                raise ValueError(f"{req.name} is listed twice ({seen[key]!r} and {text!r}); keep one")
+            seen[key] = text
+        return packages
+
     @model_validator(mode="after")
-    def _has_splits(self) -> LabSpec:
-        if not self.splits:
-            raise ValueError("splits: name at least one data split")
+    def _consistent(self) -> LabSpec:
+        if self.notebook is None:
+            if not self.files.student:
+                raise ValueError("a lab without a notebook needs the modules students hand in: list them in "
+                                 "files.student")
+            if self.exports:
+                raise ValueError("exports: a lab without a notebook has nothing to export; the probes import the "
+                                 "student's modules")
         for hidden, public in self.self_check.stand_ins.items():
             if self.splits.get(hidden) != "hidden":
                 raise ValueError(f"self_check.stand_ins: {hidden!r} is not a hidden split of this lab")
