@@ -8,7 +8,7 @@ STAMP  := $(VENV)/.installed
 DEV    := $(VENV)/.dev-installed
 DB     ?= .autograder/grades.db
 JOBS   ?= 2
-LABS   ?= lab1-mlp lab2-cnn lab3-autoencoder
+LABS   ?= lab1-mlp lab2-cnn lab3-autoencoder lab4-numpy-mlp
 # Extra pytest arguments for `make test` and `make test-fast`, e.g. PYTEST_ARGS='-m slow --durations=25'.
 PYTEST_ARGS ?=
 
@@ -16,11 +16,14 @@ PYTEST_ARGS ?=
 
 install: $(STAMP)
 
-$(STAMP): pyproject.toml
+# The labs' own packages (`packages:` in each lab.yaml) go into the venv too, for the local backend
+# and the self-check; the docker backend builds an image per package list instead.
+$(STAMP): pyproject.toml $(wildcard assignments/*/lab.yaml)
 	$(PYTHON) -m venv $(VENV)
 	$(BIN)/python -m pip install --quiet --upgrade pip
 	$(BIN)/python -m pip install --quiet "$(TORCH)"
 	$(BIN)/python -m pip install --quiet -e ".[semantic]"
+	$(BIN)/autograder sandbox packages --pip
 	@touch $@
 
 # Where a Docker engine answers, the cohort is graded in containers (the image is built first if it

@@ -103,6 +103,18 @@ def criteria_table(result: SubmissionResult) -> Table:
     return t
 
 
+def handin_lines(result: SubmissionResult, originals: list[str]) -> list[str]:
+    """For staff: when the graded work was handed in, whether it was late, and its files as named then."""
+    lines = []
+    if result.handed_in is not None:
+        lines.append(f"handed in {result.handed_in:%Y-%m-%d %H:%M %z}")
+    if result.late is not None:
+        lines.append(f"late: {result.late.describe()} (policy: {result.late.policy})")
+    if originals:
+        lines.append("files as handed in: " + ", ".join(originals))
+    return lines
+
+
 def evidence_lines(c: CriterionResult) -> list[str]:
     """What a TA needs to decide a criterion under review, from its details."""
     lines = [f"{c.id} ({c.kind}): {c.message}"]

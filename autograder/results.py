@@ -105,6 +105,35 @@ class HiddenTestResult(BaseModel):
     kit: bool = Field(False, description="One of the public tests the students have (assignments/<lab>/tests).")
 
 
+class Lateness(BaseModel):
+    """A hand-in after its deadline: by the course's deadline (the student's extension where they have
+    one), or by the LMS's own mark (Canvas's `_LATE`) where course.yaml sets none."""
+
+    deadline: datetime | None = Field(None, description="The deadline it missed; None when only the LMS said so.")
+    by_s: float | None = Field(None, ge=0, description="How long after the deadline, in seconds, where known.")
+    extended: bool = Field(False, description="The deadline is the student's extension.")
+    marked_by: str = Field("", description="The LMS that marked it late (canvas), or '' when the times say so.")
+    policy: Literal["mark", "review", "fail"] = Field("mark", description="The course's late policy for the lab.")
+
+    def describe(self) -> str:
+        """'handed in 2 h 5 min after the deadline (2026-02-13 17:00 +0100, an extension)'."""
+        how = f"handed in {_duration(self.by_s)} after the deadline" if self.by_s is not None else \
+            "handed in after the deadline"
+        if self.deadline is not None:
+            how += f" ({self.deadline:%Y-%m-%d %H:%M %z}{', an extension' if self.extended else ''})"
+        if self.marked_by:
+            how += f"; {self.marked_by.capitalize()} marked it late"
+        return how
+
+
+def _duration(seconds: float) -> str:
+    minutes = max(1, round(seconds / 60))
+    days, rest = divmod(minutes, 24 * 60)
+    hours, minutes = divmod(rest, 60)
+    parts = [f"{days} d"] * bool(days) + [f"{hours} h"] * bool(hours) + [f"{minutes} min"] * bool(minutes)
+    return " ".join(parts[:2])
+
+
 class SubmissionResult(BaseModel):
     lab: str
     student: str
@@ -124,6 +153,9 @@ class SubmissionResult(BaseModel):
                                    "this result was judged from (its artifacts: the executed notebook, probe outputs).")
     graded_at: datetime = Field(default_factory=now)
     harness_version: str = ""
+    handed_in: datetime | None = Field(None, description="When the graded work was handed in (the LMS's time, a "
+                                       "--handed-in CSV, the zip or file time); None where intake had none.")
+    late: Lateness | None = Field(None, description="Set when the hand-in was late.")
 
     def failed(self) -> list[CriterionResult]:
         """Criteria that keep the verdict from G, in rubric order."""

@@ -11,16 +11,17 @@ import json
 import sqlite3
 import threading
 from collections.abc import Iterable
+from datetime import UTC, datetime
 from pathlib import Path
 
-from pydantic import BaseModel
+from pydantic import BaseModel, Field
 from pydantic_core import PydanticSerializationError
 
 from autograder.errors import UserError
 from autograder.ids import readable, student_id
-from autograder.results import Override, SubmissionResult, now
+from autograder.results import Lateness, Override, SubmissionResult, now
 
-SCHEMA_VERSION = 2  # 2: TA overrides
+SCHEMA_VERSION = 3  # 2: TA overrides; 3: hand-ins (when each was handed in)
 DEFAULT_DB = Path(".autograder") / "grades.db"
 
 _SCHEMA = """
@@ -56,6 +57,18 @@ CREATE TABLE IF NOT EXISTS overrides (
     at TEXT NOT NULL
 );
 CREATE INDEX IF NOT EXISTS overrides_by_student ON overrides (lab, student);
+CREATE TABLE IF NOT EXISTS handins (
+    id INTEGER PRIMARY KEY AUTOINCREMENT,
+    lab TEXT NOT NULL,
+    student TEXT NOT NULL,
+    submission_hash TEXT NOT NULL,
+    handed_in TEXT NOT NULL,
+    late TEXT NOT NULL,
+    originals TEXT NOT NULL,
+    source TEXT NOT NULL,
+    seen_at TEXT NOT NULL,
+    UNIQUE (lab, student, submission_hash, handed_in)
+);
 """
 
 
@@ -101,6 +114,20 @@ class StageRecord(BaseModel):
     artifacts: Path
 
 
+class HandIn(BaseModel):
+    """One hand-in of one student as a batch found it: every one is kept, so a student's history (and
+    which hand-in earned a result) survives later hand-ins and regrades."""
+
+    lab: str
+    student: str
+    submission_hash: str
+    handed_in: datetime | None = None
+    late: Lateness | None = None
+    originals: list[str] = Field(default_factory=list, description="The file names as handed in.")
+    source: str = Field("", description="Where it came from: canvas, moodle or plain, and how its time is known.")
+    seen_at: datetime = Field(default_factory=now)
+
+
 class Store:
     def __init__(self, path: Path) -> None:
         self.path = Path(path)
@@ -122,6 +149,35 @@ class Store:
                             "upgrade autograder")
         # Older stores gain the new tables above (CREATE ... IF NOT EXISTS) and keep their rows.
         self._db.execute("INSERT OR REPLACE INTO meta VALUES ('schema_version', ?)", (str(SCHEMA_VERSION),))
+
+    @classmethod
+    def reader(cls, path: Path, timeout: float = 5.0) -> Store:
+        """The store opened read-only, for staff's own analysis: it never creates, upgrades or writes the file,
+        so a grading batch may write it meanwhile (WAL: a reader sees the last committed results and does not
+        wait for the writer). Only the read methods work on it."""
+        path = Path(path)
+        if not path.is_file():
+            raise UserError(f"{path}: no results store there",
+                            "grade a lab first, or pass the path of its grades.db (default .autograder/grades.db)")
+        self = cls.__new__(cls)
+        self.path, self._lock = path, threading.Lock()
+        try:
+            self._db = sqlite3.connect(f"{path.resolve().as_uri()}?mode=ro", uri=True, timeout=timeout,
+                                       check_same_thread=False, isolation_level=None)
+            row = self._db.execute("SELECT value FROM meta WHERE key='schema_version'").fetchone()
+        except sqlite3.OperationalError as exc:
+            if "locked" in str(exc):
+                raise UserError(f"{path}: the results store stayed locked for {timeout:g} s: {exc}",
+                                "try again once the grading batch that holds it has finished") from exc
+            raise UserError(f"{path}: cannot read the results store: {exc}",
+                            "pass the path of an autograder database (grades.db)") from exc
+        except sqlite3.Error as exc:
+            raise UserError(f"{path}: cannot read the results store: {exc}",
+                            "pass the path of an autograder database (grades.db)") from exc
+        if row is not None and int(row[0]) > SCHEMA_VERSION:
+            self._db.close()
+            raise UserError(f"{path} was written by a newer autograder (schema {row[0]})", "upgrade autograder")
+        return self
 
     @property
     def artifacts_root(self) -> Path:
@@ -179,6 +235,15 @@ class Store:
         with self._lock:
             return [r[0] for r in self._db.execute("SELECT DISTINCT lab FROM results ORDER BY lab")]
 
+    def history(self, lab: str | None = None, student: str | None = None) -> list[SubmissionResult]:
+        """Every recorded result (each grading, regrade and decision), oldest first: of one lab, one student, or
+        all of them. The last one per lab and student is that student's current result."""
+        where = [(col, value) for col, value in (("lab", lab), ("student", student)) if value is not None]
+        sql = "SELECT result FROM results" + (" WHERE " + " AND ".join(f"{c}=?" for c, _ in where) if where else "")
+        with self._lock:
+            rows = self._db.execute(sql + " ORDER BY id", [_text(v) for _, v in where]).fetchall()
+        return [SubmissionResult.model_validate_json(r[0]) for r in rows]
+
     def artifacts(self, result: SubmissionResult) -> dict[str, Path]:
         """stage -> the folder of what that stage left (executed.ipynb, exports/, outputs/<probe>.npz) for a
         result, where it is still on disk; empty for results recorded before results named their stages."""
@@ -231,3 +296,26 @@ class Store:
                 "SELECT result FROM results WHERE lab=? AND student=? ORDER BY id DESC LIMIT 1", (lab, _text(student))
             ).fetchone()
         return SubmissionResult.model_validate_json(row[0]) if row else None
+
+    def add_handin(self, handin: HandIn) -> None:
+        """Keep a hand-in; the same content at the same time (a batch run again) is kept once."""
+        with self._lock:
+            self._db.execute(
+                "INSERT OR IGNORE INTO handins (lab, student, submission_hash, handed_in, late, originals, source,"
+                " seen_at) VALUES (?,?,?,?,?,?,?,?)",
+                (handin.lab, _text(handin.student), handin.submission_hash,
+                 handin.handed_in.astimezone(UTC).isoformat() if handin.handed_in else "",
+                 handin.late.model_dump_json() if handin.late else "null",
+                 json.dumps([readable(n) for n in handin.originals]), handin.source, handin.seen_at.isoformat()),
+            )
+
+    def handins(self, lab: str, student: str | None = None) -> list[HandIn]:
+        """A lab's hand-ins (one student's, with `student`), oldest first; unknown times first of all."""
+        query = "SELECT lab, student, submission_hash, handed_in, late, originals, source, seen_at FROM handins" \
+                " WHERE lab=?" + (" AND student=?" if student is not None else "") + " ORDER BY handed_in, id"
+        params = (lab,) if student is None else (lab, _text(student))
+        with self._lock:
+            rows = self._db.execute(query, params).fetchall()
+        return [HandIn(lab=r[0], student=r[1], submission_hash=r[2], handed_in=r[3] or None,
+                       late=None if r[4] == "null" else Lateness.model_validate_json(r[4]),
+                       originals=json.loads(r[5]), source=r[6], seen_at=r[7]) for r in rows]

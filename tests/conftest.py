@@ -15,7 +15,7 @@ sys.path.insert(0, str(Path(__file__).parent / "fixtures"))
 from make_course import SOLUTION, notebook  # noqa: E402
 from page_checks import BAD_SHAPE, HOSTILE  # noqa: E402
 
-from autograder.grading.intake import discover  # noqa: E402
+from autograder.grading.intake import IntakeSpec, discover  # noqa: E402
 from autograder.grading.pipeline import Grader, Options  # noqa: E402
 from autograder.labs.lab import load_lab  # noqa: E402
 from autograder.publish.feedback import write_feedback  # noqa: E402
@@ -103,7 +103,7 @@ def grade(course: Path, store: Store, tmp_path: Path):
         scratch.mkdir(exist_ok=True)
         grader = Grader(lab, store, backend or get_backend("local"), Options(force=force, jobs=jobs, limits=limits,
                                                                             scratch=scratch))
-        return {r.student: r for r in grader.grade_all(discover(source))}
+        return {r.student: r for r in grader.grade_all(discover(source, IntakeSpec.of(lab.spec)))}
 
     return run
 
@@ -128,7 +128,7 @@ def _graded_cohorts(tmp_path_factory, backend, label: str):
             lab = load_lab(name, REPO)
             store = Store(tmp / "grades.db")
             grader = Grader(lab, store, backend, Options(jobs=2, limits=COHORT_LIMITS.get(name, {}), scratch=tmp))
-            results = grader.grade_all(discover(cohort_folder(name), lab.spec.files.student))
+            results = grader.grade_all(discover(cohort_folder(name), IntakeSpec.of(lab.spec)))
             cache[name] = ({r.student: r for r in results}, store)
         return cache[name]
 
@@ -173,7 +173,7 @@ def toy_pages(tmp_path_factory):
     lab = load_lab("toy", root)
     store = Store(tmp / "db" / "grades.db")
     grader = Grader(lab, store, get_backend("local"), Options(jobs=2, scratch=tmp))
-    results = {r.student: r for r in grader.grade_all(discover(folder))}
+    results = {r.student: r for r in grader.grade_all(discover(folder, IntakeSpec.of(lab.spec)))}
     out = tmp / "feedback"
     written = write_feedback(lab, store, out)
     yield results, {p.name: p.read_text(encoding="utf-8") for p in written}, out

@@ -39,7 +39,8 @@ def test_toy_lab_loads(course):
 @pytest.mark.parametrize(
     ("which", "change", "field", "words"),
     [
-        (spec, lambda d: d.pop("exports"), "exports", "Field required"),
+        (spec, lambda d: d.update(exports=["not a name"]), "exports[0]", "should match pattern"),
+        (spec, lambda d: d.update(exports="predict"), "exports", "valid list"),
         (spec, lambda d: d.update(exprots=["x"]), "exprots", "Extra inputs"),
         (spec, lambda d: d["limits"].update(timeout=-1), "limits.timeout", "greater than 0"),
         (spec, lambda d: d["limits"].update(memory="lots"), "limits.memory", "could not parse"),

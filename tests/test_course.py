@@ -44,10 +44,10 @@ def course(**kw) -> CourseSpec:
 def test_the_course_file_names_the_three_labs_and_a_roster_of_the_sample_cohorts():
     spec = load_course(REPO / "course.yaml", REPO)
     assert spec.code == "DT9000 / LAB1"
-    assert [(e.lab, e.required) for e in spec.labs] == [("lab1-mlp", True), ("lab2-cnn", True),
-                                                        ("lab3-autoencoder", True)]
+    assert [(e.lab, e.required) for e in spec.labs if e.required] == [
+        ("lab1-mlp", True), ("lab2-cnn", True), ("lab3-autoencoder", True)]
     roster = load_roster(spec.roster_path)
-    handed_in = {p.stem for lab in COHORTS.iterdir() for p in lab.iterdir()}
+    handed_in = {p.stem for lab in COHORTS.iterdir() if spec.lab(lab.name) for p in lab.iterdir()}
     assert set(roster.students) - handed_in == {"absent"}  # on the roll, never handed anything in
     assert handed_in - set(roster.students) == {"flood_output"}  # a cohort student the roster lacks
     for entry in roster.students.values():
@@ -161,3 +161,72 @@ def test_the_roll_up_on_the_graded_lab1_cohort(graded_cohort):
     passed = sorted(g.student for g in course_results(lab1_only, store) if g.grade == "G")
     assert passed == sorted(s for s, r in results.items() if r.verdict == "G")
     assert "good" in passed
+
+
+def test_the_examination_date_is_the_day_of_the_hand_in_and_a_forced_regrade_does_not_move_it(store: Store):
+    """Before hand-in times were kept, the date was the day of the latest grading: `grade --force` a
+    week later moved every student's examination date in Ladok."""
+    handed = datetime(2025, 1, 16, 23, 30, tzinfo=UTC)  # the 17th in Stockholm
+    for lab in ("lab1-mlp", "lab2-cnn"):
+        first = result("ana", lab, "G", datetime(2025, 1, 18, 9, tzinfo=UTC))
+        first.handed_in = handed if lab == "lab2-cnn" else datetime(2025, 1, 10, 9, tzinfo=UTC)
+        store.record(first)
+    regraded = result("ana", "lab2-cnn", "G", datetime(2025, 2, 20, 9, tzinfo=UTC))  # --force, a month on
+    regraded.handed_in = handed
+    store.record(regraded)
+    [grade] = course_results(course(), store)
+    assert grade.grade == "G" and grade.exam_date == date(2025, 1, 17)
+    # A result recorded before hand-in times were kept falls back to when it was graded.
+    store.record(result("bo", "lab1-mlp", "G", datetime(2025, 1, 5, tzinfo=UTC)))
+    store.record(result("bo", "lab2-cnn", "G", datetime(2025, 1, 6, tzinfo=UTC)))
+    assert course_results(course(), store)[1].exam_date == date(2025, 1, 6)
+
+
+def test_deadlines_are_read_in_the_course_zone_and_extensions_are_the_students_own():
+    spec = course(labs=[{"lab": "lab1-mlp", "deadline": "2026-02-13 17:00",
+                         "extensions": {"ana": "2026-02-20 17:00"}, "late_policy": "review"},
+                        {"lab": "lab2-cnn", "deadline": "2026-02-20T17:00:00+00:00"}],
+                  late_policy="fail")
+    deadline, extended = spec.deadline("lab1-mlp", "bo")
+    assert deadline.isoformat() == "2026-02-13T17:00:00+01:00" and not extended  # Stockholm, winter time
+    assert spec.deadline("lab1-mlp", "ana") == (datetime(2026, 2, 20, 16, tzinfo=UTC), True)
+    assert spec.deadline("lab2-cnn", "ana")[0] == datetime(2026, 2, 20, 17, tzinfo=UTC)
+    assert spec.deadline("lab3-autoencoder", "ana") == (None, False)
+    assert spec.late_policy_of("lab1-mlp") == "review" and spec.late_policy_of("lab2-cnn") == "fail"
+
+
+@pytest.mark.parametrize("labs, field, words", [
+    ([{"lab": "lab1-mlp", "deadline": "2026-02-13"}], "labs[0].deadline", "no time of day"),
+    ([{"lab": "lab1-mlp", "deadline": "Friday"}], "labs[0].deadline", "datetime"),
+    ([{"lab": "lab1-mlp", "extensions": {"ana": "2026-02-13"}}], "labs[0].extensions", "no time of day"),
+    ([{"lab": "lab1-mlp", "extensions": {"nobody": "2026-02-20 17:00"}}], "labs[0].extensions.nobody",
+     "not on the roster"),
+    ([{"lab": "lab1-mlp", "late_policy": "ignore"}], "labs[0].late_policy", "'mark', 'review' or 'fail'"),
+])
+def test_a_careless_deadline_names_its_field(tmp_path, labs, field, words):
+    data = yaml.safe_load((REPO / "course.yaml").read_text())
+    data["roster"] = str(REPO / "examples" / "roster.csv")
+    data["labs"] = labs
+    path = tmp_path / "course.yaml"
+    path.write_text(yaml.safe_dump(data))
+    with pytest.raises(ConfigError) as info:
+        load_course(path, REPO)
+    assert info.value.field == field and words in info.value.problem
+
+
+def test_a_roster_keeps_the_columns_a_download_is_matched_by(tmp_path):
+    path = tmp_path / "r.csv"
+    path.write_text("Student,Name,Participant ID,E-mail,Kth Id\nana,\"Åberg, Ana\",5101,ana@x.se,u1ana\n",
+                    encoding="utf-8")
+    entry = load_roster(path).get("ana")
+    assert (entry.name, entry.moodle_id, entry.email) == ("Åberg, Ana", "5101", "ana@x.se")
+    assert entry.column("kth_id") == "u1ana" and entry.column("nothing") == ""
+
+
+def test_a_roster_that_is_not_utf8_or_not_a_file_says_so(tmp_path):
+    path = tmp_path / "r.csv"
+    path.write_bytes("student,name\nana,Åberg\n".encode("latin-1"))
+    with pytest.raises(ConfigError, match="not UTF-8"):
+        load_roster(path)
+    with pytest.raises(ConfigError, match="file not found"):
+        load_roster(tmp_path / "nowhere.csv")

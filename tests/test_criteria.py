@@ -92,9 +92,38 @@ def test_a_public_failure_is_named_with_its_message_and_hidden_ones_only_counted
              t("test_ok")]
     r = criterion(kind="hidden-tests").check(evidence(lab, tests=tests))
     assert r.status == "fail"
-    assert r.message == ("3 of 4 tests failed; test_shape: predict returned shape (3,) for 200 inputs "
-                         "(also failed: 2 hidden tests).")
+    assert r.message == ("3 of 4 tests failed: test_shape (predict returned shape (3,) for 200 inputs); "
+                         "and 2 hidden tests.")
     assert "secret" not in r.message.lower()
+
+
+def test_every_failed_public_test_is_named_and_the_hidden_ones_counted(lab):
+    tests = [t(f"test_public_{i}", "failed", f"wrong value {i}", public=True) for i in range(5)]
+    tests += [t("test_secret", "failed", SECRET), t("test_ok")]
+    r = criterion(kind="hidden-tests").check(evidence(lab, tests=tests))
+    assert r.status == "fail" and "secret" not in r.message.lower()
+    assert all(f"test_public_{i}" in r.message for i in range(5))
+    assert "wrong value 0" in r.message and "wrong value 4" not in r.message  # messages of the first few only
+    assert r.message.endswith("; and 1 hidden test.")
+    assert r.message.startswith("6 of 7 tests failed: test_public_0 (wrong value 0); ")
+    details = {d["name"]: d for d in r.details["tests"]}
+    assert details["test_public_3"]["outcome"] == "failed" and details["test_public_3"]["public"] is True
+    assert details["test_secret"]["public"] is False
+
+
+def test_tests_that_need_the_notebook_wait_for_it_and_the_others_are_judged(lab):
+    """The notebook stopped: the tests that ran (on the modules) decide a failure; a pass on them alone is
+    no pass (skipped, as notebook-runs reports the stop)."""
+    waiting = t("test_needs_notebook", "skipped", "Skipped: needs the notebook, which did not run to the end")
+    failing = [t("test_module", "failed", "forward gives shape (3,)", public=True), waiting]
+    r = criterion(kind="hidden-tests").check(evidence(lab, status="error", tests=failing))
+    assert r.status == "fail"
+    assert r.message == ("1 of 1 tests failed: test_module (forward gives shape (3,)) (1 more needs the "
+                         "notebook, which did not run to the end).")
+    passing = criterion(kind="hidden-tests").check(evidence(lab, status="error", tests=[t("test_module"), waiting]))
+    assert passing.status == "skipped" and "need only your modules pass" in passing.message
+    none_ran = criterion(kind="hidden-tests").check(evidence(lab, status="error", tests=[waiting]))
+    assert (none_ran.status, none_ran.message) == ("skipped", "Not run: the notebook did not run to the end.")
 
 
 def test_weights_give_partial_credit_and_skipped_tests_do_not_count(lab):

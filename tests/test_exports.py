@@ -3,6 +3,7 @@ with pandas), Gradescope's results.json, the Ladok list and its dry run; pending
 
 from __future__ import annotations
 
+import io
 import json
 from datetime import UTC, date, datetime
 from pathlib import Path
@@ -336,6 +337,68 @@ def test_csv_reads_back_one_row_per_student_and_a_column_per_criterion(cohort, t
     assert report.blocked == [] and out.read_bytes() == to_csv(cohort.latest("lab1-mlp")).encode()
 
 
+def with_tests(student: str, verdict: str, tests: list[HiddenTestResult]) -> SubmissionResult:
+    criteria = [crit("runs", kind="notebook-runs"),
+                crit("hidden-tests", "pass" if verdict == "G" else "fail", kind="hidden-tests",
+                     details={"tests": [t.model_dump() for t in tests]})]
+    return result(student, verdict, criteria=criteria, tests=tests)
+
+
+RAN = [HiddenTestResult(name="test_shapes", outcome="passed", public=True, kit=True),
+       HiddenTestResult(name="test_forward[=cmd|' /C calc'!A0]", outcome="failed", message="a, \"b\"\n=1+1",
+                        public=True),
+       HiddenTestResult(name="test_secret_weights", outcome="failed", message="expected 0.3217"),
+       HiddenTestResult(name="test_shapes", outcome="passed")]  # a hidden test named like a kit's
+
+
+def test_json_and_csv_carry_each_tests_outcome_for_staff(store, tmp_path):
+    """JSON and CSV are staff's: every test by name, hidden ones marked so; the students' formats only count them."""
+    store.record(with_tests("ana", "U", RAN))
+    store.record(with_tests("bo", "U", []))  # the notebook stopped: no tests ran
+    out = tmp_path / "r.json"
+    export(store, "json", out, lab="lab1-mlp")
+    rows = {r["student"]: r for r in json.loads(out.read_text())}
+    assert [(t["name"], t["outcome"], t["public"]) for t in rows["ana"]["tests"]] == [
+        (t.name, t.outcome, t.public) for t in RAN]
+    assert rows["ana"]["tests"][2]["message"] == "expected 0.3217" and rows["bo"]["tests"] == []
+
+    csv_out = tmp_path / "r.csv"
+    export(store, "csv", csv_out, lab="lab1-mlp")
+    df = pd.read_csv(csv_out, dtype=str, keep_default_na=False).set_index("student")
+    tests = [c for c in df.columns if "test:" in c]
+    assert tests == ["test:test_shapes", "test:test_forward[=cmd|' /C calc'!A0]", "hidden-test:test_secret_weights",
+                     "hidden-test:test_shapes"]
+    assert df.loc["ana", tests].tolist() == ["passed", "failed", "failed", "passed"]
+    assert df.loc["bo", tests].tolist() == ["", "", "", ""]
+    assert list(df.columns).index("reasons") < list(df.columns).index(tests[0])  # added after today's columns
+
+    gs = to_gradescope(with_tests("ana", "U", RAN))
+    names = [t["name"] for t in gs["tests"]]
+    assert "hidden-tests: test_shapes" in names and not any("secret" in n for n in names)
+    assert "0.3217" not in json.dumps(gs)
+
+
+def test_a_rubric_without_tests_keeps_todays_json_and_csv(cohort, tmp_path):
+    out = tmp_path / "r.json"
+    export(cohort, "json", out, lab="lab1-mlp")
+    assert all("tests" not in r for r in json.loads(out.read_text()))
+    header = to_csv(cohort.latest("lab1-mlp")).split("\r\n")[0]
+    assert header.endswith(",reasons") and "test:" not in header
+
+
+def test_csv_is_written_as_the_csv_module_writes_it(tmp_path):
+    """Through pandas, byte for byte what csv.writer wrote before: CRLF, minimal quoting, 387 not 387.0,
+    an empty cell for no value, formulas guarded, numbers kept."""
+    r = result("=cmd", "U", criteria=[crit("size", "fail", value=387, message='has "387", too\nmany'),
+                                      crit("gap", "pass", value=0.1 + 0.2), crit("runs", "skipped"),
+                                      crit("neg", "fail", value="-1", message="=HYPERLINK(\"x\")")])
+    expected = ("student,verdict,graded_at,submission_hash,size:status,size:value,gap:status,gap:value,runs:status,"
+                "runs:value,neg:status,neg:value,reasons\r\n"
+                "'=cmd,U,2025-01-15T10:00:00+00:00,sha-=cmd,fail,387,pass,0.30000000000000004,skipped,,fail,-1,"
+                "\"size: has \"\"387\"\", too\nmany | neg: =HYPERLINK(\"\"x\"\")\"\r\n")
+    assert to_csv([r]) == expected
+
+
 def test_module_grades_as_csv_json_and_stdout(module_store, roster, tmp_path, capsys):
     course = two_labs(tmp_path, roster)
     export(module_store, "csv", "-", course=course)
@@ -399,6 +462,17 @@ def test_every_format_on_the_graded_lab1_cohort(graded_cohort, tmp_path):
 
     full = export(store, "ladok", tmp_path / "none.csv", course=course)  # lab2 and lab3 are not graded here
     assert full.published == [] and full.blocked == []
+
+    staff = tmp_path / "r.json"
+    export(store, "json", staff, lab="lab1-mlp")
+    ran = {r["student"]: r["tests"] for r in json.loads(staff.read_text())}
+    assert [(t["name"], t["outcome"], t["public"]) for t in ran["good"]] == [
+        (t.name, t.outcome, t.public) for t in results["good"].tests] and ran["good"]
+    assert {t["outcome"] for t in ran["crash"]} <= {"skipped"}  # the notebook stopped: no test passed or failed
+    sheet = pd.read_csv(io.StringIO(to_csv(store.latest("lab1-mlp"))), dtype=str, keep_default_na=False)
+    columns = [c for c in sheet.columns if c.startswith(("test:", "hidden-test:"))]
+    assert len(columns) == len(results["good"].tests)
+    assert set(sheet.set_index("student").loc["good", columns]) == {"passed"}
 
 
 def test_csv_cells_are_never_spreadsheet_formulas(tmp_path):

@@ -76,6 +76,26 @@ def test_a_long_or_odd_traceback_is_capped(tmp_path):
     assert failure(result.model_copy(update={"execution": ExecutionResult(status="ok")}), tmp_path) is None
 
 
+def test_a_traceback_names_no_host_path(tmp_path):
+    """The work dir, the grader's Python and the course folder stay off the page; the files keep their names."""
+    lines = ["\x1b[0;31mFileNotFoundError\x1b[0m Traceback (most recent call last)",
+             "File \x1b[0;32m/tmp/autograder-execute-k2j/rules.py:7\x1b[0m, in \x1b[0;36mpredict\x1b[0m(X)",
+             "File /srv/course/.venv/lib/python3.12/site-packages/numpy/lib/npyio.py:427, in load(file)",
+             "FileNotFoundError: [Errno 2] No such file or directory: '/tmp/autograder-execute-k2j/w.npy'"]
+    error = nbformat.v4.new_output("error", ename="FileNotFoundError", traceback=lines,
+                                   evalue="[Errno 2] No such file or directory: '/tmp/autograder-execute-k2j/w.npy'")
+    nbformat.write(nbformat.v4.new_notebook(cells=[nbformat.v4.new_code_cell(outputs=[error])]),
+                   tmp_path / "executed.ipynb")
+    result = SubmissionResult(lab="toy", student="s", submission_hash="h", lab_version="1", rubric_hash="r",
+                              verdict="U", criteria=[], execution=ExecutionResult(status="error", cell=1))
+    found = failure(result, tmp_path)
+    for text in (found.traceback, found.error):
+        assert "/tmp" not in text and "/srv" not in text and "autograder-execute" not in text
+    assert "File rules.py:7, in predict(X)" in found.traceback
+    assert "File numpy/lib/npyio.py:427, in load(file)" in found.traceback
+    assert found.error == "FileNotFoundError: [Errno 2] No such file or directory: 'w.npy'"
+
+
 def test_the_confusion_matrix_only_where_the_lab_allows_it(course):
     assert confusion_criterion(load_lab("lab1-mlp", REPO)).id == "test-accuracy"  # accuracy, public val split
     assert confusion_criterion(load_lab("lab3-autoencoder", REPO)) is None  # mean squared error: no classes
@@ -108,6 +128,8 @@ def test_hidden_tests_are_counted_not_named(toy_pages):
     for name, text in pages.items():
         assert HIDDEN_TEST not in text and HIDDEN_MESSAGE not in text, name
     assert "2 hidden tests: 1 passed" in pages["badshape.html"] and "2 hidden tests: 1 passed" in pages["badshape.md"]
+    # The toy lab records no training history: no section says there is none.
+    assert all("Training curves" not in text and "Not available" not in text for text in pages.values())
     index = pages["index.html"]
     assert 'href="badshape.html"' in index and 'href="hostile.html"' in index
 

@@ -1,6 +1,6 @@
 """The package's rooms and the direction of their imports (docs/architecture.md draws them).
 
-Imports go only downward: cli -> schema -> grading / publish / sandbox.build -> labs -> criteria /
+Imports go only downward: cli -> schema -> grading / publish / sandbox.build -> labs / frames -> criteria /
 sandbox / store / artifacts -> notebooks / console / arrays -> the lab spec -> the models. A room may import
 itself freely, never a room of its own tier or above, so that, for one, nothing below the
 pipeline can reach it and the sandbox runtime never needs the image tools. Imports under
@@ -22,13 +22,15 @@ TIERS = {
     "autograder.labs.spec": 1,  # lab.yaml's models, which the sandbox's limits come from
     "autograder.arrays": 2,
     "autograder.notebooks": 2,
+    "autograder.labs.environment": 2,  # a lab's packages: what the backends check and the images hold
     "autograder.console": 2,
     "autograder.artifacts": 3,
     "autograder.store": 3,
     "autograder.sandbox": 3,
     "autograder.criteria": 3,
-    "autograder.labs": 4,
-    "autograder.grading": 5,
+    "autograder.labs": 4,  # with labs.course: course.yaml and the roster, read by intake and publish alike
+    "autograder.frames": 4,  # results as DataFrames for staff: over the store, under the exports
+    "autograder.grading": 5,  # with grading.lms (LMS downloads) and grading.lateness, which import intake
     "autograder.publish": 5,
     "autograder.sandbox.build": 5,
     "autograder.schema": 6,  # the JSON Schemas of every file staff write (lab, rubric, course)

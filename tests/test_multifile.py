@@ -185,3 +185,72 @@ def test_the_self_check_says_what_only_grading_checks(modular, tmp_path):
     assert by_id["hidden-tests"].status == "skipped" and "all hidden" in by_id["hidden-tests"].message
     assert checked.passed and checked.result.verdict == "G"
     assert checked.result.probes.probes["rule"].status == "ok"
+
+
+MODULE_TEST = '''import numpy as np
+
+
+def test_the_rule_gives_labels(probe_outputs):
+    assert set(np.unique(probe_outputs["rule"]["train"])) <= {0, 1}, "the rule must give 0 or 1"
+
+
+def test_the_notebook_printed_nothing_odd(notebook):
+    assert notebook.cells
+'''
+
+
+@pytest.mark.slow
+def test_tests_of_the_modules_run_though_the_notebook_stops(modular, tmp_path):
+    """The notebook stops after importing the rule: the probes still evaluate rules.py, the test that reads
+    that probe runs (and fails a wrong rule), and the tests that need the notebook wait for it."""
+    (modular / "reference" / "toy" / "tests" / "test_module.py").write_text(MODULE_TEST)
+    stop = BODY + "\nraise RuntimeError('unfinished notebook')"
+    subs = tmp_path / "subs"
+    for name, rules in (("right", RULES), ("wrong", RULES.replace(".astype(int)", ".astype(int) * 2"))):
+        folder = hand_in(subs / name, rules)
+        nbformat.write(notebook(stop), folder / "toy.ipynb")
+    results = grade(modular, subs, tmp_path / "run")
+    for name in ("right", "wrong"):
+        r = results[name]
+        assert r.verdict == "U" and {c.id: c for c in r.criteria}["runs"].status == "fail"
+        outcomes = {t.name.split("::")[-1]: t.outcome for t in r.tests}
+        assert outcomes["test_the_notebook_printed_nothing_odd"] == "skipped"
+        assert outcomes["test_predicts_one_label_per_input"] == "skipped"  # reads the export's probe
+        assert r.probes.probes["rule"].status == "ok" and r.probes.exports["predict"].startswith("was not saved")
+        accuracy = {c.id: c for c in r.criteria}["test-accuracy"]
+        assert accuracy.status == "skipped" and "did not run to the end" in accuracy.message
+    right = {c.id: c for c in results["right"].criteria}["hidden-tests"]
+    assert results["right"].tests and {t.name.split("::")[-1]: t.outcome for t in results["right"].tests}[
+        "test_the_rule_gives_labels"] == "passed"
+    assert right.status == "skipped" and "need only your modules pass" in right.message
+    wrong = {c.id: c for c in results["wrong"].criteria}["hidden-tests"]
+    assert wrong.status == "fail" and wrong.message.startswith("1 of 1 hidden tests failed")
+    assert "need the notebook" in wrong.message
+
+
+@pytest.mark.slow
+def test_a_failing_module_leaves_no_host_path_on_the_page(modular, tmp_path):
+    """The notebook calls the student's module, which fails reading a file by its absolute path: the
+    message and the traceback on the page name rules.py and the file, never the work dir."""
+    from autograder.publish.feedback import write_feedback
+
+    failing = RULES.replace('"""0 or 1 per row of X."""', '"""0 or 1 per row of X."""\n'
+                            '    import os\n    open(os.path.abspath("weights.bin"))')
+    folder = hand_in(tmp_path / "subs" / "reader", failing)
+    nbformat.write(notebook(BODY + "\nimport numpy as np\npredict(np.zeros((2, 2)))"), folder / "toy.ipynb")
+    lab = load_lab("toy", modular)
+    store = Store(tmp_path / "grades.db")
+    (tmp_path / "scratch").mkdir()
+    try:
+        (result,) = Grader(lab, store, get_backend("local"), Options(scratch=tmp_path / "scratch")).grade_all(
+            discover(tmp_path / "subs", lab.spec.files.student))
+        pages = {p.name: p.read_text() for p in write_feedback(lab, store, tmp_path / "feedback")}
+    finally:
+        store.close()
+    assert result.execution is not None, result.criteria[0].message
+    assert result.execution.status == "error" and "weights.bin" in result.execution.message
+    page = pages["reader.html"]
+    stopped = page[page.index("Where the notebook stopped"):]
+    assert "rules.py" in stopped and "weights.bin" in stopped
+    for text in (result.execution.message, page, pages["reader.md"]):
+        assert str(tmp_path) not in text and "/tmp/" not in text and "autograder-execute" not in text

@@ -118,6 +118,46 @@ def test_each_kind_of_leak_fails_the_release_and_leaves_no_kit(course, leak, fou
     assert not kit.exists()
 
 
+HELPER = '''"""Shared by the public and the hidden probes (released with the kit)."""
+
+import numpy as np
+
+
+def as_probabilities(values, n_classes):
+    """The student's outputs as float64 rows of n_classes, whatever array type came back."""
+    return np.asarray(values, dtype=np.float64).reshape(-1, n_classes)
+'''
+
+
+def test_hidden_probes_may_import_or_repeat_a_released_helper(course):
+    """A helper in files.helpers is released, so the hidden probes importing it (or holding a copy of one of
+    its definitions, as the public probes may) leak nothing; a helper holding hidden code still leaks."""
+    lab_dir, ref = course / "assignments" / LAB, course / "reference" / LAB
+    (lab_dir / "checks.py").write_text(HELPER)
+    helper_def = HELPER.split("\n\n\n", 1)[1]
+    hidden = (ref / "probes.py").read_text()
+    (ref / "probes.py").write_text(hidden.replace("import numpy as np\n", "import numpy as np\nimport checks\n", 1)
+                                   .replace('np.asarray(result, dtype=np.float64)}',
+                                            'checks.as_probabilities(result, N_CLASSES)}')
+                                   + "\n\n" + helper_def)
+    spec = (lab_dir / "lab.yaml").read_text()
+    (lab_dir / "lab.yaml").write_text(spec + "files:\n  helpers: [checks.py]\n")
+    lab = load_lab(LAB, course)
+    kit = release(lab, course / "kit")
+    assert "checks.py" in kit.files and (course / "kit" / "checks.py").read_text() == HELPER
+    assert find_leaks(lab, course / "kit") == []
+    from autograder.grading.probe import probe_functions
+
+    probes = {name: fn for name, fn, _ in probe_functions(lab)}  # the hidden probes import the helper
+    assert probes["forward"].__globals__["checks"].as_probabilities([0, 1, 2], 3).shape == (1, 3)
+    assert "checks" not in __import__("sys").modules  # put back after the import: another lab has its own
+    # Hidden code that is not shared: the hidden tests' own check copied into the helper is found there.
+    secret = (ref / "tests" / "test_hidden.py").read_text()
+    (lab_dir / "checks.py").write_text(HELPER + "\n\n" + secret.split("\n\n\n", 1)[1])
+    with pytest.raises(UserError, match="checks.py: names the hidden test test_forward"):
+        release(load_lab(LAB, course), course / "kit2")
+
+
 def test_a_stale_student_notebook_is_not_released(course):
     nb = nbformat.read(course / "reference" / LAB / "solution.ipynb", as_version=4)
     nb.cells[0].source += "\n\nOne more sentence of instructions."

@@ -142,3 +142,60 @@ def test_a_result_names_the_stage_outputs_it_was_judged_from(submissions, grade,
     assert (found["probe"] / "outputs" / "scores.npz").is_file()
     old = result.model_copy(update={"stages": {}})  # recorded before results named their stages
     assert store.artifacts(old) == {}
+
+
+# The schema as version 2 wrote it (results, stages, overrides): a store from before hand-ins were kept.
+V2_SCHEMA = """
+CREATE TABLE meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);
+CREATE TABLE results (id INTEGER PRIMARY KEY AUTOINCREMENT, lab TEXT NOT NULL, student TEXT NOT NULL,
+    submission_hash TEXT NOT NULL, lab_version TEXT NOT NULL, rubric_hash TEXT NOT NULL, verdict TEXT NOT NULL,
+    result TEXT NOT NULL, graded_at TEXT NOT NULL);
+CREATE TABLE stages (key TEXT PRIMARY KEY, stage TEXT NOT NULL, lab TEXT NOT NULL, submission_hash TEXT NOT NULL,
+    result TEXT NOT NULL, artifacts TEXT NOT NULL, created_at TEXT NOT NULL);
+CREATE TABLE overrides (id INTEGER PRIMARY KEY AUTOINCREMENT, lab TEXT NOT NULL, student TEXT NOT NULL,
+    criterion TEXT NOT NULL, submission_hash TEXT NOT NULL, decision TEXT NOT NULL, at TEXT NOT NULL);
+"""
+
+
+def test_a_version_2_store_is_upgraded_in_place_and_keeps_its_results(tmp_path):
+    path = tmp_path / "grades.db"
+    old = result()
+    db = sqlite3.connect(path)
+    db.executescript(V2_SCHEMA)
+    db.execute("INSERT INTO meta VALUES ('schema_version', '2')")
+    # a result as version 2 stored it: no hand-in time, no lateness
+    stored = json.loads(old.model_dump_json(exclude={"handed_in", "late"}))
+    db.execute("INSERT INTO results (lab, student, submission_hash, lab_version, rubric_hash, verdict, result, "
+               "graded_at) VALUES (?,?,?,?,?,?,?,?)", ("toy", "ana", "abc", "1+x", "r1", "G", json.dumps(stored),
+                                                       old.graded_at.isoformat()))
+    db.commit()
+    db.close()
+    s = Store(path)
+    try:
+        [kept] = s.latest("toy")
+        assert kept.verdict == "G" and kept.handed_in is None and kept.late is None
+        assert s.handins("toy") == []
+        version = s._db.execute("SELECT value FROM meta WHERE key='schema_version'").fetchone()[0]
+        assert version == "3"
+    finally:
+        s.close()
+
+
+def test_every_hand_in_is_kept_once_with_its_time(store):
+    from datetime import UTC, datetime, timedelta, timezone
+
+    from autograder.results import Lateness
+    from autograder.store import HandIn
+
+    monday = datetime(2026, 2, 9, 10, tzinfo=timezone(timedelta(hours=1)))
+    friday = datetime(2026, 2, 13, 18, tzinfo=UTC)
+    late = Lateness(deadline=datetime(2026, 2, 13, 16, tzinfo=UTC), by_s=7200)
+    store.add_handin(HandIn(lab="toy", student="ana", submission_hash="b", handed_in=friday, late=late,
+                            originals=["anaa_1_2_lab-1.ipynb"], source="canvas zip time"))
+    store.add_handin(HandIn(lab="toy", student="ana", submission_hash="a", handed_in=monday, originals=["lab.ipynb"]))
+    store.add_handin(HandIn(lab="toy", student="ana", submission_hash="a", handed_in=monday))  # the batch again
+    store.add_handin(HandIn(lab="toy", student="bo", submission_hash="c"))
+    history = store.handins("toy", "ana")
+    assert [(h.submission_hash, h.handed_in) for h in history] == [("a", monday), ("b", friday)]
+    assert history[1].late == late and history[1].originals == ["anaa_1_2_lab-1.ipynb"]
+    assert [h.student for h in store.handins("toy")] == ["bo", "ana", "ana"]  # an unknown time sorts first

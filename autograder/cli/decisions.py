@@ -6,7 +6,7 @@ import argparse
 
 from autograder.cli import options
 from autograder.cli.options import Parents, epilog
-from autograder.console import clean, criteria_table, out, print_review
+from autograder.console import clean, criteria_table, handin_lines, out, print_review
 from autograder.errors import UserError
 
 
@@ -68,6 +68,9 @@ def cmd_show(args: argparse.Namespace) -> int:
     out.print(criteria_table(result))
     for note in result.notes:
         out.print(clean(f"note: {note}"))
+    kept = [h for h in store.handins(args.lab, result.student) if h.submission_hash == result.submission_hash]
+    for line in handin_lines(result, kept[-1].originals if kept else []):
+        out.print(clean(line))
     for name, status in (result.probes.probes.items() if result.probes else []):
         if status.detail and status.detail != status.error:  # what the student's message holds back
             out.print(clean(f"staff only: probe {name} failed with {status.detail}"))

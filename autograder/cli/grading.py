@@ -12,7 +12,7 @@ from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, T
 
 from autograder.cli import options
 from autograder.cli.options import Parents, epilog
-from autograder.cli.sandbox import stale_image
+from autograder.cli.sandbox import prepare_lab_image, stale_image
 from autograder.console import clean, criteria_table, err, out, print_results, say
 from autograder.errors import UserError
 from autograder.results import SubmissionResult
@@ -30,27 +30,52 @@ if TYPE_CHECKING:
 def add_grade(sub: argparse._SubParsersAction, p: Parents) -> None:
     g = sub.add_parser("grade", parents=[p.common, p.db, p.run], help="grade a folder of submissions", **epilog())
     g.add_argument("lab")
-    g.add_argument("submissions", type=Path, help="a notebook, a folder of notebooks, or a folder per student")
+    g.add_argument("submissions", type=Path, help="a Canvas or Moodle download (zip or folder), a notebook, a folder "
+                   "of notebooks, or a folder or zip per student")
     g.add_argument("--force", action="store_true", help="regrade even what is already graded")
+    g.add_argument("--layout", choices=["canvas", "moodle", "plain"],
+                   help="how the submissions are laid out (default: recognised from their names)")
+    g.add_argument("--handed-in", type=Path, metavar="CSV",
+                   help="the LMS's CSV of hand-in times (columns: course.yaml's handed_in_csv)")
+    g.add_argument("--course", type=Path, help="course.yaml: roster, deadlines and late policy (default: the course "
+                   "folder's, where there is one)")
     g.set_defaults(run=cmd_grade)
 
 
+def course_of(args: argparse.Namespace):
+    """course.yaml and its roster, where the course has them (None, None otherwise)."""
+    from autograder.labs.course import DEFAULT_COURSE, load_course, load_roster
+    from autograder.labs.lab import find_root
+
+    path = args.course
+    if path is None:
+        path = find_root(args.root) / DEFAULT_COURSE
+        if not path.is_file():
+            return None, None
+    course = load_course(path, args.root)
+    return course, load_roster(course.roster_path) if course.roster_path is not None else None
+
+
 def cmd_grade(args: argparse.Namespace) -> int:
-    from autograder.grading.intake import discover
+    from autograder.grading.intake import IntakeSpec
+    from autograder.grading.lms import read_download
     from autograder.labs.lab import load_lab
 
     lab = load_lab(args.lab, args.root)
-    submissions = discover(args.submissions, lab.spec.files.student)
-    results = grade(lab, submissions, options.store(args), args, args.force)
+    course, roster = course_of(args)
+    intake = read_download(args.submissions, IntakeSpec.of(lab.spec), args.layout, course, roster, args.handed_in)
+    results = grade(lab, intake.submissions, options.store(args), args, args.force, intake.report.lines())
     backends = ", ".join(sorted({r.backend for r in results if r.backend})) or "no"
     print_results(out, results, f"{lab.name} (lab version {lab.version}; {backends} backend)")
     return 1 if any(r.verdict == "error" for r in results) else 0
 
 
 def grade(lab: Lab, submissions: list[Submission], store: Store, args: argparse.Namespace,
-          force: bool) -> list[SubmissionResult]:
-    """Grade a batch as the options say, telling the TA what they should know first, with a progress bar."""
+          force: bool, intake: list[str] | tuple[str, ...] = ()) -> list[SubmissionResult]:
+    """Grade a batch as the options say, telling the TA what they should know first (the intake report,
+    once the options are known to be good), with a progress bar."""
     grader = grader_from(lab, store, args, force)
+    say(*intake)
     for note in backend_notes(grader.backend, args):
         say(f"note: {note}")
     for note in grader.notes:
@@ -69,6 +94,7 @@ def grader_from(lab: Lab, store: Store, args: argparse.Namespace, force: bool) -
     try:
         opts = Options(force=force, jobs=args.jobs, limits=options.limits(args), jobs_per_gpu=args.jobs_per_gpu,
                        gpus=None if args.gpus is None else parse_ids(args.gpus))
+        prepare_lab_image(lab, args)
         backend = get_backend(args.backend, BackendSettings(image=args.image, runtime=args.runtime))
         return Grader(lab, store, backend, opts)
     except ValidationError as exc:
@@ -113,7 +139,7 @@ def with_progress(grader: Grader, lab: Lab, submissions: list[Submission]) -> li
 
 def add_validate_lab(sub: argparse._SubParsersAction, p: Parents) -> None:
     v = sub.add_parser("validate-lab", parents=[p.common, p.run],
-                       help="check a lab: it loads, the solved student notebook gets G, the blank one U", **epilog())
+                       help="check a lab: it loads, the solved hand-in gets G, the untouched one U", **epilog())
     v.add_argument("lab")
     v.set_defaults(run=cmd_validate_lab)
 
@@ -130,7 +156,9 @@ def cmd_validate_lab(args: argparse.Namespace) -> int:
     print_results(out, v.results, f"{v.lab.name}: validation")
     if not v.probe_problems:
         out.print("[green]ok[/] the probes produce every metric and split the rubric names")
-    for problem in v.cell_problems + v.probe_problems:
+    if not v.import_problems:
+        out.print("[green]ok[/] every module the solution and the templates import is in the lab's environment")
+    for problem in v.import_problems + v.template_problems + v.cell_problems + v.probe_problems:
         out.print(f"[red]FAIL[/] {escape(str(problem))}")
     if v.hidden_only:
         out.print(f"[yellow]note[/] the students' self-check cannot measure {', '.join(v.hidden_only)} (hidden "
@@ -144,7 +172,9 @@ def cmd_validate_lab(args: argparse.Namespace) -> int:
     for r in v.wrong_verdicts:
         out.print(f"[red]FAIL[/] {r.student} got {r.verdict}, expected {EXPECTED[r.student]}")
     if not v.wrong_verdicts:
-        out.print("[green]ok[/] the solved student notebook gets G and the untouched one gets U")
+        what = "notebook" if lab.spec.notebook else "modules"
+        out.print(f"[green]ok[/] the solved student {what} get{'s' if what == 'notebook' else ''} G and the untouched "
+                  f"one{'' if what == 'notebook' else 's'} U")
     return 0 if v.ok else 1
 
 

@@ -1,9 +1,12 @@
-"""`sandbox build` and `sandbox doctor`: the docker backend's image and engine."""
+"""`sandbox build`, `doctor` and `packages`: the docker backend's images and engine, and the labs' packages."""
 
 from __future__ import annotations
 
 import argparse
+import subprocess
+import sys
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from pydantic import ValidationError
 from rich.markup import escape
@@ -11,15 +14,19 @@ from rich.table import Table
 
 from autograder.cli import options
 from autograder.cli.options import Parents, epilog
-from autograder.console import err, out
+from autograder.console import err, out, say
 from autograder.errors import UserError
+
+if TYPE_CHECKING:
+    from autograder.labs.lab import Lab
 
 
 def add_sandbox(sub: argparse._SubParsersAction, p: Parents) -> None:
-    box = sub.add_parser("sandbox", help="the docker backend's image and engine: build, doctor")
+    box = sub.add_parser("sandbox", help="the docker backend's images and engine, the labs' packages: build, "
+                         "doctor, packages")
     box_sub = box.add_subparsers(dest="sandbox_command", required=True, metavar="SANDBOX_COMMAND")
-    b = box_sub.add_parser("build", parents=[p.common], help="build the sandbox image (wheels downloaded on the host)",
-                           **epilog())
+    b = box_sub.add_parser("build", parents=[p.common], help="build the sandbox image and each lab's image (the "
+                           "sandbox image plus the lab's packages; wheels downloaded on the host)", **epilog())
     b.add_argument("--tag", default=None, help="image name (default: autograder-sandbox:latest)")
     b.add_argument("--base-image", default=None,
                    help="FROM image, e.g. a CUDA image for GPU hosts (default: python:3.11-slim-bookworm; "
@@ -30,8 +37,15 @@ def add_sandbox(sub: argparse._SubParsersAction, p: Parents) -> None:
                    help="extra argument for `pip download`, e.g. --pip-arg=--index-url=URL (repeatable)")
     b.add_argument("--no-cache", action="store_true", help="download the wheels again; build without layer cache")
     b.add_argument("--if-stale", action="store_true",
-                   help="build only when the image is missing or older than sandbox/'s Dockerfile and requirements")
+                   help="build only when the image is missing or older than sandbox/'s Dockerfile and requirements "
+                   "(a lab's image: missing, or built on an older sandbox image)")
+    b.add_argument("--no-labs", action="store_true", help="build the sandbox image only, not the labs' images")
     b.set_defaults(run=cmd_build)
+    k = box_sub.add_parser("packages", parents=[p.common],
+                           help="the packages every lab of the course lists (lab.yaml packages:), for the local "
+                           "backend: print them, or --pip to install them into this Python", **epilog())
+    k.add_argument("--pip", action="store_true", help="install what this Python lacks (pip install ...)")
+    k.set_defaults(run=cmd_packages)
     d = box_sub.add_parser("doctor", parents=[p.common],
                            help="check the engine, the image, runtimes and GPUs, with the fix for each problem",
                            **epilog())
@@ -53,14 +67,105 @@ def cmd_build(args: argparse.Namespace) -> int:
     if args.if_stale:
         status = image_status(engine(), opts.tag, context_dir=opts.context_dir,
                               torch=opts.torch if args.torch is not None else None)
-        if status.present and not status.stale:
+        current = status.present and not status.stale
+        if current:
             out.print(f"[green]up to date[/] {opts.tag}: {escape(status.reason) or 'built from sandbox/ as it is'}")
-            return 0
-        err.print(f"building {opts.tag}: {status.reason or 'stale'}", markup=False, highlight=False)
-    result = build_image(opts, log=lambda line: err.print(line, markup=False, highlight=False, soft_wrap=True))
-    out.print(f"[green]built[/] {result.tag} ({result.image_id[:19]}, {result.size_bytes / 1024**3:.2f} GiB, "
-              f"Python {result.python}, torch {result.torch or 'none'}) in {result.build_seconds:.0f} s")
+        else:
+            err.print(f"building {opts.tag}: {status.reason or 'stale'}", markup=False, highlight=False)
+    if not (args.if_stale and current):
+        result = build_image(opts, log=_log)
+        out.print(f"[green]built[/] {result.tag} ({result.image_id[:19]}, {result.size_bytes / 1024**3:.2f} GiB, "
+                  f"Python {result.python}, torch {result.torch or 'none'}) in {result.build_seconds:.0f} s")
+    if not args.no_labs:
+        build_lab_images(args, opts.tag, opts.pip_args, opts.no_cache, if_stale=True)
     return 0
+
+
+def _log(line: str) -> None:
+    err.print(line, markup=False, highlight=False, soft_wrap=True)
+
+
+def course_packages(root: Path | None) -> dict[str, list[str]]:
+    """lab name -> the packages its lab.yaml lists, for every lab of the course (none outside a course)."""
+    from autograder.labs.lab import find_root
+    from autograder.labs.loading import load_model
+    from autograder.labs.spec import LabSpec
+
+    try:
+        folder = find_root(root) / "assignments"
+    except UserError:
+        return {}
+    return {p.parent.name: load_model(p, LabSpec).packages for p in sorted(folder.glob("*/lab.yaml"))}
+
+
+def build_lab_images(args: argparse.Namespace, base: str, pip_args: list[str], no_cache: bool,
+                     if_stale: bool) -> None:
+    """One image per distinct package list among the course's labs, on `base`; labs without packages use `base`."""
+    from autograder.labs.environment import Environment
+    from autograder.sandbox.build.lab_image import build_lab_image
+
+    environments: dict[str, tuple[Environment, list[str]]] = {}
+    for lab, packages in course_packages(args.root).items():
+        if packages:
+            env = Environment.of(packages)
+            environments.setdefault(env.key, (env, []))[1].append(lab)
+    for env, labs in environments.values():
+        result = build_lab_image(env, base, pip_args=pip_args, log=_log, no_cache=no_cache, if_stale=if_stale)
+        what = f"{', '.join(labs)}: {', '.join(env.packages)}"
+        if result.built:
+            out.print(f"[green]built[/] {result.tag} ({escape(what)}; +{result.added_bytes / 1024**2:.0f} MiB on "
+                      f"{base}) in {result.seconds:.0f} s")
+        else:
+            out.print(f"[green]up to date[/] {result.tag} ({escape(what)})")
+
+
+def cmd_packages(args: argparse.Namespace) -> int:
+    from autograder.labs.environment import union
+
+    by_lab = course_packages(args.root)
+    env = union(by_lab.values())
+    if not env.packages:
+        out.print("no lab lists packages: the base (torch, numpy, matplotlib) is all they need")
+        return 0
+    for lab, packages in by_lab.items():
+        if packages:
+            out.print(f"{escape(lab)}: {escape(', '.join(packages))}", highlight=False)
+    missing = env.missing()
+    if not missing:
+        out.print(f"[green]ok[/] this Python ({escape(sys.executable)}) has them all")
+        return 0
+    command = env.install_command(missing, sys.executable)
+    if not args.pip:
+        out.print(f"this Python lacks: {escape(', '.join(str(m) for m in missing))}\ninstall them: "
+                  f"{escape(command)}", highlight=False)
+        return 1
+    err.print(command, markup=False, highlight=False)
+    return subprocess.call([sys.executable, "-m", "pip", "install", *env.install_list(missing)])
+
+
+def prepare_lab_image(lab: Lab, args: argparse.Namespace) -> None:
+    """Before a docker batch, build the lab's image when it is missing or its base was rebuilt (once, before
+    any submission runs, so --jobs never races a build); with a note, as the build takes a minute or more."""
+    from autograder.labs.environment import Environment
+    from autograder.sandbox import AUTO
+    from autograder.sandbox.containers import engine
+
+    if not lab.spec.packages or args.image or args.backend not in ("docker", AUTO):
+        return
+    client = engine()
+    if client is None:
+        return  # auto goes local; docker says itself that no engine answers
+    from autograder.sandbox.build.lab_image import build_lab_image, status
+    from autograder.sandbox.engine import DEFAULT_IMAGE, has_image
+
+    env = Environment.of(lab.spec.packages)
+    present, why = status(client, env)
+    if (present and not why) or not has_image(client, DEFAULT_IMAGE):
+        return  # current; or no base, which the backend reports with the command that builds it
+    say(f"note: building {lab.name}'s image {env.image} ({why}; once per package list, `autograder sandbox "
+        "build` does it ahead)")
+    result = build_lab_image(env, DEFAULT_IMAGE, log=_log, client=client)
+    say(f"note: built {result.tag} in {result.seconds:.0f} s")
 
 
 def cmd_doctor(args: argparse.Namespace) -> int:
@@ -92,9 +197,12 @@ def context_dir(root: Path | None) -> Path | None:
 def stale_image(backend, root: Path | None) -> str | None:
     """Grading goes on with an image older than sandbox/ (a TA may rebuild between batches), but says so."""
     from autograder.sandbox.build.image import image_status
+    from autograder.sandbox.engine import DEFAULT_IMAGE
 
-    status = image_status(backend.client, backend.image, context_dir=context_dir(root))
+    env = backend.environment
+    base = DEFAULT_IMAGE if env.packages and backend.image == env.image else backend.image  # a lab's: its base
+    status = image_status(backend.client, base, context_dir=context_dir(root))
     if status.stale:
-        return (f"the sandbox image {backend.image} is stale ({status.reason}); "
+        return (f"the sandbox image {base} is stale ({status.reason}); "
                 "rebuild it with `autograder sandbox build`")
     return None

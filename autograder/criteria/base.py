@@ -16,6 +16,7 @@ from autograder.results import CriterionResult, ExecutionResult, HiddenTestResul
 if TYPE_CHECKING:
     from nbformat import NotebookNode
 
+    from autograder.criteria.analysis.documents import ReportFile
     from autograder.labs.lab import Lab
 
 
@@ -56,9 +57,13 @@ class CriterionSpec(BaseModel):
 
     def lab_problems(self, lab: Lab) -> Iterator[LabProblem]:
         """What this criterion names that the lab does not have (cells are the validator's: reading
-        the notebooks belongs to `validate-lab`, not to every load)."""
+        the notebooks belongs to `validate-lab`, not to every load, but a lab without a notebook has
+        none to name)."""
         for ref in self.references():
-            if ref.kind == "probe" and ref.name not in lab.probes and not lab.public_only:
+            if ref.kind == "cell" and lab.spec.notebook is None:
+                yield LabProblem(ref.field, f"names cell {ref.name!r}, but the lab has no notebook (students hand "
+                                 f"in {', '.join(lab.spec.files.student)} only)", NO_NOTEBOOK_HINT)
+            elif ref.kind == "probe" and ref.name not in lab.probes and not lab.public_only:
                 yield LabProblem(ref.field, f"names probe {ref.name!r}, but no probes file defines probe_{ref.name}()",
                                  f"probes defined: {', '.join(sorted(lab.probes)) or 'none'}")
             elif ref.kind == "split" and ref.name not in lab.spec.splits:
@@ -67,6 +72,17 @@ class CriterionSpec(BaseModel):
             elif ref.kind == "export" and ref.name not in lab.spec.exports:
                 yield LabProblem(ref.field, f"names export {ref.name!r}, which lab.yaml does not list under `exports`",
                                  f"exports: {', '.join(lab.spec.exports)}")
+
+
+NO_NOTEBOOK_HINT = ("remove the criterion, or give the lab a notebook (`notebook:` in lab.yaml); a module-only lab "
+                    "is judged by its probes and tests")
+
+
+def needs_notebook(spec: CriterionSpec, lab: Lab, what: str) -> Iterator[LabProblem]:
+    """The problem of a criterion that reads the notebook (`what` it reads) in a lab that has none."""
+    if lab.spec.notebook is None:
+        yield LabProblem("kind", f"{spec.kind} checks {what}, but the lab has no notebook (students hand in "
+                         f"{', '.join(lab.spec.files.student)} only)", NO_NOTEBOOK_HINT)
 
 
 class ThresholdSpec(CriterionSpec):
@@ -102,12 +118,29 @@ class EvidenceMissing(Exception):
         self.detail = detail  # the whole text, for staff, where the message holds back what was hidden
 
 
+# What the probe stage says of each export when the notebook stopped and the probes ran on the student's
+# modules alone (a lab with files.student): a probe that asked for an export needed the notebook.
+NOT_SAVED = "was not saved: the notebook did not run to the end"
+
+
 @dataclass
 class ProbeData:
     """Probe outputs loaded on the host (plain arrays only) with the report of how the probes ran."""
 
     report: ProbeReport
     arrays: dict[str, dict[str, np.ndarray]] = field(default_factory=dict)
+    evaluated: str = "your exported objects"  # what a failed probe tells the student it was evaluating
+
+    def needs_notebook(self, probe: str) -> bool:
+        """Whether the probe has no output for want of the notebook's run: the stage was skipped, or the
+        probe asked for an export that the stopped notebook never saved."""
+        if probe in self.arrays:
+            return False
+        if self.report.status == "skipped":
+            return True
+        status = self.report.probes.get(probe)
+        unsaved = {f"`{name}` {NOT_SAVED}" for name, why in self.report.exports.items() if why == NOT_SAVED}
+        return status is not None and status.status == "failed" and status.error in unsaved
 
     def get(self, probe: str) -> dict[str, np.ndarray]:
         """The arrays of one probe, or EvidenceMissing saying why there are none."""
@@ -116,14 +149,16 @@ class ProbeData:
         report = self.report
         if report.status == "skipped":
             raise EvidenceMissing(f"not measured: {report.message}", student=True)
+        if self.needs_notebook(probe):
+            raise EvidenceMissing("not measured: the notebook did not run to the end", student=True)
         if report.status == "harness-error":
             raise EvidenceMissing(f"the grader could not run the probes: {report.message}", student=False)
         if report.status in ("timeout", "memory", "pids", "disk", "crashed"):
-            raise EvidenceMissing(f"evaluating your exported objects failed: {report.message}", student=True)
+            raise EvidenceMissing(f"evaluating {self.evaluated} failed: {report.message}", student=True)
         status = report.probes.get(probe)
         if status is None:
             raise EvidenceMissing(f"the lab has no probe named {probe!r}", student=False)
-        raise EvidenceMissing(f"evaluating your exported objects failed: {status.error}", student=True,
+        raise EvidenceMissing(f"evaluating {self.evaluated} failed: {status.error}", student=True,
                               detail=status.detail if status.detail != status.error else "")
 
 
@@ -141,6 +176,16 @@ class Evidence:
     metrics: dict[str, float] = field(default_factory=dict)
     submitted: NotebookNode | None = None  # as handed in, before papermill touched it
     modules: dict[str, str] = field(default_factory=dict)  # the student's own modules (file name -> text)
+    report: ReportFile | None = None  # the written report as handed in (lab.yaml's files.report), read on the host
+
+    @property
+    def ran(self) -> bool:
+        """The student's code got as far as the probes need: the notebook ran to its end, or the lab has
+        no notebook (execution None: the probes import the modules themselves)."""
+        if self.execution is None:
+            spec = getattr(self.lab, "spec", None)  # tests' stand-in labs may have none
+            return spec is not None and spec.notebook is None
+        return self.execution.status == "ok"
 
 
 DEFAULT_ADVICE: dict[str, str] = {
@@ -186,9 +231,8 @@ class Criterion(ABC):
             if not missing.student:
                 result = self.result("error", missing.message)
             else:
-                ran = evidence.execution is not None and evidence.execution.status == "ok"
                 # Upstream failures (the notebook stopped) are reported once, by notebook-runs.
-                result = self.result("fail" if ran else "skipped", _sentence(missing.message))
+                result = self.result("fail" if evidence.ran else "skipped", _sentence(missing.message))
             if missing.detail:  # staff only: details never reach a student's page or export
                 result.details["staff_detail"] = missing.detail
         if result.status == "fail" and self.spec.on_fail == "review":

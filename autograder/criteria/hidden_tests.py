@@ -4,6 +4,12 @@ The public tests (assignments/<lab>/tests, in the student kit) run first, then t
 (reference/<lab>/tests, grading only); the self-check runs only the public ones. A hidden test's
 name and assertion message can give the tests away, so the student sees them only for tests marked
 `@pytest.mark.public` (public tests always); the TA's details keep everything.
+
+Tests run whatever became of the notebook: a test that asks for nothing of the notebook's run (the
+`notebook` fixture, or a probe output that needed an export) still runs when the notebook stopped,
+so a student's module is judged though their notebook is not; the others are skipped then
+(pytest_plugin.py decides by the fixtures each test asks for). In a lab without a notebook every
+test runs.
 """
 
 from __future__ import annotations
@@ -53,9 +59,11 @@ class HiddenTests(Criterion):
     def evaluate(self, evidence: Evidence) -> CriterionResult:
         s = self.spec
         run = evidence.execution
-        if run is None or run.status != "ok":
-            # The tests need the notebook's objects; the stopped run is reported once, by notebook-runs.
-            return self.result("skipped", "Not run: the notebook did not run to the end.")
+        if evidence.tests is None and not evidence.tests_error and not evidence.ran:
+            # Not run at all; why is reported once, by notebook-runs (or, for a broken hand-in, by the judge).
+            why = ("the submission can't be graded" if run is not None and run.status == "invalid"
+                   else "the notebook did not run to the end")
+            return self.result("skipped", f"Not run: {why}.")
         if evidence.tests_error:
             return self.result("error", f"The grader could not run the hidden tests: {evidence.tests_error}")
         tests = evidence.tests or []
@@ -65,6 +73,9 @@ class HiddenTests(Criterion):
         if not tests:
             return self.result("error", "The lab has no hidden tests to run.")
         counted = [t for t in tests if t.outcome != "skipped"]
+        waiting = [] if evidence.ran else [t for t in tests if t.outcome == "skipped"]  # on the stopped notebook
+        if not counted and waiting:
+            return self.result("skipped", "Not run: the notebook did not run to the end.", tests=_details(tests))
         if not counted:
             return self.result("error", f"None of the lab's {len(tests)} hidden tests ran: all were skipped.",
                                tests=_details(tests))
@@ -76,9 +87,16 @@ class HiddenTests(Criterion):
         status = s.status(score >= s.min_score, s.min_score - score)
         details: dict[str, Any] = dict(score=score, passed=f"{len(counted) - len(failed)}/{len(counted)}",
                                        tests=_details(tests))
+        unrun = (f" ({len(waiting)} more need{'s' if len(waiting) == 1 else ''} the notebook, which did not run to "
+                 "the end)") if waiting else ""
+        if not failed and waiting:  # a pass on part of the tests is no pass
+            return self.result("skipped", f"The {len(counted)} {noun} that need only your modules pass{unrun}.",
+                               score, s.min_score, **details)
         if not failed:
             return self.result("pass", f"All {len(counted)} {noun} pass.", score, s.min_score, **details)
-        what = _what_failed(failed, len(counted), _probe_failures(evidence.probes), noun)
+        what = _what_failed(failed, len(counted), _probe_failures(evidence.probes), noun) + unrun
+        if waiting and status == "pass":  # enough of what ran passes, but not all of it ran
+            status = "skipped"
         name = noun[:1].upper() + noun[1:]
         if status == "pass":
             message = f"{name} score {score:.2f} (at least {s.min_score:.2f} needed); {what}."
@@ -97,23 +115,25 @@ def _noun(tests: list[HiddenTestResult]) -> str:
     return "public tests" if kit == len(tests) else "hidden tests" if kit == 0 else "tests"
 
 
+MESSAGES_SHOWN = 3  # failed public tests whose message the summary quotes; every one is named
+
+
 def _what_failed(failed: list[HiddenTestResult], counted: int, shareable: set[str], noun: str) -> str:
-    """'1 of 4 hidden tests failed', naming a failure only where the student may see it: a public
-    test's, or the probes' own report of why the student's objects could not be evaluated."""
+    """'1 of 4 hidden tests failed', or '2 of 4 tests failed: test_a (its message); test_b (...); and 1
+    hidden test': every failed public test by name, a failure's message only where the student may see
+    it (a public test's, or the probes' own report of why the student's objects could not be evaluated)."""
     public = [t for t in failed if t.public]
     hidden = [t for t in failed if not t.public]
     if not public:
         text = f"{len(hidden)} of {counted} {noun} failed"
         reason = next((t.message for t in hidden if t.message in shareable), "")
         return f"{text}: {_one_line(reason)}" if reason else text
-    first = public[0]
-    text = f"{len(failed)} of {counted} tests failed; {first.name}: {_one_line(first.message) or first.outcome}"
-    also = []
-    if len(public) > 1:
-        also.append(f"{len(public) - 1} more public test{'s' if len(public) > 2 else ''}")
+    named = [f"{t.name} ({_one_line(t.message, 150) or t.outcome})" if i < MESSAGES_SHOWN else t.name
+             for i, t in enumerate(public)]
     if hidden:
-        also.append(f"{len(hidden)} hidden test{'s' if len(hidden) > 1 else ''}")
-    return f"{text} (also failed: {' and '.join(also)})" if also else text
+        named.append(f"and {len(hidden)} hidden test{'s' if len(hidden) > 1 else ''}")
+    noun = "tests" if noun == "hidden tests" else noun  # some are named: not all are hidden
+    return f"{len(failed)} of {counted} {noun} failed: {'; '.join(named)}"
 
 
 def _probe_failures(probes: ProbeData) -> set[str]:
@@ -131,8 +151,9 @@ def _probe_failures(probes: ProbeData) -> set[str]:
     return found
 
 
-def _one_line(text: str) -> str:
-    return " ".join(text.split())[:300]
+def _one_line(text: str, limit: int = 300) -> str:
+    line = " ".join(text.split())
+    return line if len(line) <= limit else line[:limit - 3].rstrip() + "..."
 
 
 def _details(tests: list[HiddenTestResult]) -> list[dict]:

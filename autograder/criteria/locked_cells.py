@@ -9,12 +9,13 @@ should be seen: those go to a human (or U, as the rubric says).
 
 from __future__ import annotations
 
+from collections.abc import Iterator
 from typing import TYPE_CHECKING, Any, Literal
 
 from pydantic import Field
 
 from autograder.criteria import register
-from autograder.criteria.base import Criterion, CriterionSpec, Evidence, EvidenceMissing
+from autograder.criteria.base import Criterion, CriterionSpec, Evidence, EvidenceMissing, LabProblem, needs_notebook
 from autograder.notebooks import load_notebook
 from autograder.notebooks.restore import Impostor, restore
 from autograder.results import CriterionResult
@@ -22,12 +23,18 @@ from autograder.results import CriterionResult
 if TYPE_CHECKING:
     from nbformat import NotebookNode
 
+    from autograder.labs.lab import Lab
+
 
 class LockedCellsSpec(CriterionSpec):
     kind: Literal["locked-cells"]
     on_fail: Literal["U", "review"] = Field(
         "review", description="What a deleted locked or graded cell, or a copy of a locked cell without its lock, "
         "means: `review` (default) or U.")
+
+    def lab_problems(self, lab: Lab) -> Iterator[LabProblem]:
+        yield from super().lab_problems(lab)
+        yield from needs_notebook(self, lab, "the notebook's locked cells")
 
 
 def changed_cells(released: NotebookNode, submitted: NotebookNode) -> tuple[list[str], list[str]]:
@@ -59,7 +66,7 @@ class LockedCells(Criterion):
     def evaluate(self, evidence: Evidence) -> CriterionResult:
         if evidence.submitted is None:
             raise EvidenceMissing("the notebook could not be read", student=True)
-        released = load_notebook(evidence.lab.notebook_path)
+        released = load_notebook(evidence.lab.released_notebook)
         if released is None:
             return self.result("error", "The released student notebook could not be read.")
         restored = restore(evidence.submitted, released)

@@ -3,15 +3,28 @@ judge from probe outputs with a metric from autograder.criteria.analysis.metrics
 
 from __future__ import annotations
 
-from typing import Any, ClassVar, Literal, Protocol
+from collections.abc import Iterator
+from typing import TYPE_CHECKING, Any, ClassVar, Literal, Protocol
 
 import numpy as np
 from pydantic import Field, field_validator, model_validator
 
 from autograder.criteria import register
 from autograder.criteria.analysis import metrics as registry  # the module, not its names: it imports this package first
-from autograder.criteria.base import BORDERLINE, Criterion, Evidence, EvidenceMissing, Reference, ThresholdSpec
+from autograder.criteria.base import (
+    BORDERLINE,
+    Criterion,
+    CriterionSpec,
+    Evidence,
+    EvidenceMissing,
+    LabProblem,
+    Reference,
+    ThresholdSpec,
+)
 from autograder.results import CriterionResult
+
+if TYPE_CHECKING:
+    from autograder.labs.lab import Lab
 
 IMPROVE = "Improve the model (architecture, training length, learning rate) and check it on the validation set " \
           "before handing in."
@@ -44,6 +57,17 @@ class Measures:
         return self.measured().describe(k=self.k)
 
 
+def label_problems(spec: CriterionSpec, target: str, lab: Lab) -> Iterator[LabProblem]:
+    """A metric against labels on a split whose file holds inputs only (no y), named with the file."""
+    if target != "labels":
+        return
+    for ref in spec.references():
+        if ref.kind == "split" and ref.name in lab.spec.splits and not lab.has_labels(ref.name):
+            path = lab.split_path(ref.name)
+            yield LabProblem(ref.field, f"measures against the labels of split {ref.name!r}, but {path} holds no "
+                             "labels (no array y)", f"add y to {path.name}, or measure on a split that has labels")
+
+
 class MeasureSpec(Measures, ThresholdSpec):
     """What to measure: a registered metric of a probe's output against the split's labels or inputs."""
 
@@ -59,6 +83,10 @@ class MeasureSpec(Measures, ThresholdSpec):
 
     def references(self) -> list[Reference]:
         return [Reference("probe", "probe", self.probe)]
+
+    def lab_problems(self, lab: Lab) -> Iterator[LabProblem]:
+        yield from super().lab_problems(lab)
+        yield from label_problems(self, self.target, lab)
 
     @field_validator("metric")
     @classmethod
@@ -126,6 +154,10 @@ class AccuracySpec(Measures, ThresholdSpec):
 
     def references(self) -> list[Reference]:
         return [Reference("probe", "probe", self.probe), Reference("split", "split", self.split)]
+
+    def lab_problems(self, lab: Lab) -> Iterator[LabProblem]:
+        yield from super().lab_problems(lab)
+        yield from label_problems(self, self.target, lab)
 
 
 def measure(evidence: Evidence, spec: MeasureSpec | AccuracySpec, split: str) -> float:

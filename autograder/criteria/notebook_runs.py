@@ -2,15 +2,23 @@
 
 from __future__ import annotations
 
-from typing import Literal
+from collections.abc import Iterator
+from typing import TYPE_CHECKING, Literal
 
 from autograder.criteria import register
-from autograder.criteria.base import Criterion, CriterionSpec, Evidence
+from autograder.criteria.base import Criterion, CriterionSpec, Evidence, LabProblem, needs_notebook
 from autograder.results import CriterionResult
+
+if TYPE_CHECKING:
+    from autograder.labs.lab import Lab
 
 
 class NotebookRunsSpec(CriterionSpec):
     kind: Literal["notebook-runs"]
+
+    def lab_problems(self, lab: Lab) -> Iterator[LabProblem]:
+        yield from super().lab_problems(lab)
+        yield from needs_notebook(self, lab, "that the notebook runs")
 
 
 @register

@@ -1,5 +1,9 @@
 """The written reflection: written, in the student's own words, long enough, on the rubric's themes.
 
+The answer is a notebook cell (`source: cell`) or the student's written report (`source: report`: the
+lab's `files.report`, PDF, Markdown or text, or one section of it by heading); see documents.py for how
+a report is read. The student is told which part of the report was read and how many words it has.
+
 In order: not written (only the placeholder) or only the question/template pasted back, or the question
 lightly reworded -> fail; too short or too long -> fail; a list of keywords or word salad -> review;
 nearly the reference solution's reflection -> review; fewer themes covered than needed -> fail.
@@ -22,6 +26,14 @@ from pydantic import BaseModel, ConfigDict, Field, model_validator
 
 from autograder.criteria import register
 from autograder.criteria.analysis import embeddings, originality
+from autograder.criteria.analysis.documents import (
+    Document,
+    ReportFile,
+    find_section,
+    markdown_headings,
+    normalise,
+    read_document,
+)
 from autograder.criteria.analysis.text import (
     WORD,
     blank,
@@ -33,13 +45,15 @@ from autograder.criteria.analysis.text import (
     strip_markdown,
     tokens,
 )
-from autograder.criteria.base import Criterion, CriterionSpec, Evidence, EvidenceMissing, Reference
-from autograder.labs.spec import Slug
+from autograder.criteria.base import Criterion, CriterionSpec, Evidence, EvidenceMissing, LabProblem, Reference
+from autograder.labs.spec import REPORT_SUFFIXES, Slug
 from autograder.notebooks import find_cell, load_notebook
 from autograder.results import CriterionResult, Status
 
 if TYPE_CHECKING:
-    pass
+    from collections.abc import Iterator
+
+    from autograder.labs.lab import Lab
 
 __all__ = ["WORD", "Reflection", "ReflectionSpec", "Theme", "find_cell", "reference_text", "strip_markdown",
            "template_text"]
@@ -71,9 +85,17 @@ class Theme(BaseModel):
 
 class ReflectionSpec(CriterionSpec):
     kind: Literal["reflection"]
-    cell: str = Field("reflection", description="nbgrader grade_id (or cell tag) of the answer cell.")
-    prompt: str | None = Field(None, description="grade_id or tag of the question's cell in the released notebook; "
-                               "its text counts as template.")
+    source: Literal["cell", "report"] = Field(
+        "cell", description="Where the answer is: a notebook cell (`cell`), or the written report that lab.yaml names "
+        "under files.report (`report`: report.pdf, report.md or report.txt).")
+    cell: str = Field("reflection", description="nbgrader grade_id (or cell tag) of the answer cell (source: cell).")
+    section: str | None = Field(
+        None, min_length=1, description="source: report: the heading whose text is the answer (a Markdown heading, or "
+        "in a PDF or text file a line that is the heading alone; any case, numbering allowed). Without it the "
+        "whole report is the answer.")
+    prompt: str | None = Field(None, description="source: cell: grade_id or tag of the question's cell in the "
+                               "released notebook. source: report: the question itself, as text. Either way its "
+                               "text counts as template.")
     min_words: int = Field(50, ge=1, description="Words of the student's own (text repeated from the question "
                            "does not count).")
     max_words: int | None = Field(None, ge=1)
@@ -96,6 +118,11 @@ class ReflectionSpec(CriterionSpec):
 
     @model_validator(mode="after")
     def _consistent(self) -> ReflectionSpec:
+        if self.source == "cell" and self.section is not None:
+            raise ValueError("section names a heading of the report: set `source: report`, or remove it")
+        if self.source == "report" and "cell" in self.model_fields_set:
+            raise ValueError("cell names a notebook cell, but `source: report` reads the report: remove `cell` "
+                             "(or name a heading with `section`)")
         if self.max_words is not None and self.max_words < self.min_words:
             raise ValueError(f"max_words ({self.max_words}) is below min_words ({self.min_words})")
         if self.min_themes is not None and self.min_themes > len(self.themes):
@@ -110,8 +137,27 @@ class ReflectionSpec(CriterionSpec):
         return len(self.themes) if self.min_themes is None else self.min_themes
 
     def references(self) -> list[Reference]:
+        if self.source == "report":
+            return []
         prompt = [Reference("prompt", "cell", self.prompt)] if self.prompt else []
         return [Reference("cell", "cell", self.cell), *prompt]
+
+    def lab_problems(self, lab: Lab) -> Iterator[LabProblem]:
+        yield from super().lab_problems(lab)
+        if self.source != "report":
+            return
+        if lab.spec.files.report is None:
+            yield LabProblem("source", "reads the written report, but lab.yaml names none",
+                             "add `files: {report: report}` to lab.yaml (students hand in report.pdf, report.md or "
+                             "report.txt), or read a notebook cell with `source: cell`")
+            return
+        path = report_template_path(lab)
+        if self.section is not None and path is not None and path.is_file():
+            text = staff_file(path) or ""
+            if find_section(text, "markdown", self.section) is None:
+                headings = ", ".join(repr(h) for _, h in markdown_headings(text).values()) or "none"
+                yield LabProblem("section", f"names the heading {self.section!r}, which the released report template "
+                                 f"{path.name} does not have", f"headings there: {headings}")
 
 
 @lru_cache(maxsize=32)
@@ -130,18 +176,73 @@ def staff_cells(path: Path, *ids: str) -> dict[str, str | None]:
     return _staff_cells(str(path), (st.st_mtime_ns, st.st_size), ids)
 
 
+@lru_cache(maxsize=32)
+def _staff_file(path: str, stamp: tuple[int, int]) -> str | None:
+    try:
+        return Path(path).read_text(encoding="utf-8-sig")
+    except (OSError, UnicodeDecodeError):
+        return None
+
+
+def staff_file(path: Path) -> str | None:
+    """A staff text file (the report template, the model report), read once per version; None if absent."""
+    try:
+        st = path.stat()
+    except OSError:
+        return None
+    return _staff_file(str(path), (st.st_mtime_ns, st.st_size))
+
+
+def report_template_path(lab: Any) -> Path | None:
+    """The report template as handed out, assignments/<lab>/<report>.md (in a kit: its pristine copy, never
+    the student's working one); None when the lab reads no report."""
+    stem = lab.spec.files.report
+    return Path(lab.release_dir) / f"{stem}.md" if stem else None
+
+
+def _staff_section(text: str | None, spec: ReflectionSpec) -> str | None:
+    """A staff Markdown report's answer part: the section, or the whole of it; None when it has no such section."""
+    if text is None:
+        return None
+    if spec.section is None:
+        return strip_markdown(text)
+    found = find_section(text, "markdown", spec.section)
+    return strip_markdown(found.text) if found is not None else None
+
+
+def report_headings(lab: Any) -> list[str]:
+    """The released template's headings: where a section of a PDF or text report ends."""
+    path = report_template_path(lab)
+    text = staff_file(path) if path is not None else None
+    return [h for _, h in markdown_headings(text).values()] if text else []
+
+
 def template_text(lab: Any, spec: ReflectionSpec) -> str:
-    """What every answer starts from or may repeat: the answer cell as released, the question (the
-    `prompt` cell) and the placeholders. Read from the released notebook, a staff file."""
+    """What every answer starts from or may repeat, and the placeholders. For a cell: the answer cell as
+    released and the question (the `prompt` cell), from the released notebook. For a report: the released
+    report template's section (or the whole template) and the question (`prompt`). Staff files only."""
+    if spec.source == "report":
+        path = report_template_path(lab)
+        part = _staff_section(staff_file(path), spec) if path is not None else None
+        if part is None and path is not None:  # the template lacks the section: all of it is template
+            part = strip_markdown(staff_file(path) or "")
+        return "\n\n".join([part or "", spec.prompt or "", *spec.placeholders])
     ids = (spec.cell,) if spec.prompt is None else (spec.cell, spec.prompt)
     released = staff_cells(Path(lab.notebook_path), *ids)
     return "\n\n".join([*(released[i] or "" for i in ids), *spec.placeholders])
 
 
 def reference_text(lab: Any, spec: ReflectionSpec) -> str | None:
-    """The reference solution's answer, or None when the solution has none (or, in the self-check, is hidden)."""
+    """The reference solution's answer, or None when the solution has none (or, in the self-check, is hidden).
+    For a report: reference/<lab>/<report>.md (or .txt), the model report, where the course writes one."""
     if getattr(lab, "public_only", False):
         return None
+    if spec.source == "report":
+        hidden = getattr(lab, "reference_dir", None)
+        stem = lab.spec.files.report
+        texts = [staff_file(Path(hidden) / f"{stem}{suffix}") for suffix in (".md", ".txt")] if hidden and stem else []
+        answer = _staff_section(next((t for t in texts if t is not None), None), spec)
+        return (answer.strip() or None) if answer else None
     text = staff_cells(Path(lab.solution_path), spec.cell)[spec.cell]
     return (text.strip() or None) if text else None
 
@@ -185,17 +286,23 @@ class Reflection(Criterion):
 
     def evaluate(self, evidence: Evidence) -> CriterionResult:
         s = self.spec
-        nb = evidence.submitted or evidence.notebook  # the answer as written, not as the run left it
-        if nb is None:
-            raise EvidenceMissing("the notebook could not be read", student=True)
-        cell = find_cell(nb, s.cell)
-        if cell is None:
-            return self._result("fail", "missing-cell", f"The reflection cell ({s.cell!r}) is missing: restore it "
-                                "from the original notebook.", 0, advice="Copy the reflection cell from the "
-                                "original notebook, answer in it and hand in again.")
+        if s.source == "report":
+            answer = self._report_answer(evidence)
+            if isinstance(answer, CriterionResult):
+                return answer
+            source, markdown, where = answer
+        else:
+            nb = evidence.submitted or evidence.notebook  # the answer as written, not as the run left it
+            if nb is None:
+                raise EvidenceMissing("the notebook could not be read", student=True)
+            cell = find_cell(nb, s.cell)
+            if cell is None:
+                return self._result("fail", "missing-cell", f"The reflection cell ({s.cell!r}) is missing: restore "
+                                    "it from the original notebook.", 0, advice="Copy the reflection cell from the "
+                                    "original notebook, answer in it and hand in again.")
+            source, markdown, where = cell.get("source", ""), True, {}
         template, reference = self._staff_texts(evidence)
-        source = cell.get("source", "")
-        text = strip_markdown(source[:ANALYSED_CAP])
+        text = strip_markdown(source[:ANALYSED_CAP]) if markdown else source[:ANALYSED_CAP]
         for placeholder in s.placeholders:
             text = text.replace(placeholder, " ")
         words = tokens(text)
@@ -208,7 +315,11 @@ class Reflection(Criterion):
             ref = originality.compare(text.strip(), reference, ignore=template, semantic=uses_model)
         similarity = round(share_from(own_text, template), 3) if tokens(template) else 0.0
         function_share, keyword_share = round(stop_share(words), 3), self._keyword_share(own_text)
+        if where:  # what the student is told was read: the file, the section, the words
+            part = f"section {s.section!r} of {where['report']}" if s.section else f"the whole of {where['report']}"
+            where["read"] = f"{part} ({len(words)} words)"
         details = {
+            **where,
             "text": text.strip()[:ANSWER_CAP],
             "text_truncated": len(text.strip()) > ANSWER_CAP,
             "analysed_chars": min(len(source), ANALYSED_CAP),
@@ -225,8 +336,8 @@ class Reflection(Criterion):
         }
         if not words:
             return self._result("fail", "empty", "The reflection is not written yet (only the template's "
-                                "placeholder).", 0, advice="Write your reflection in its cell and hand in again.",
-                                **details)
+                                "placeholder).", 0, advice=f"Write your reflection in {self._place()} and hand in "
+                                "again.", **details)
         if own == 0:
             return self._result("fail", "template", "The reflection only repeats the question or the template: "
                                 "nothing is written in your own words.", 0, advice="Replace the pasted text with "
@@ -282,14 +393,74 @@ class Reflection(Criterion):
 
     def _result(self, status: Status, reason: str, message: str, count: int, advice: str = "",
                 **details: Any) -> CriterionResult:
-        """A result that also records the reason and its own verdict, for a cohort pass to build on."""
+        """A result that also records the reason and its own verdict, for a cohort pass to build on; a
+        report's tells the student which part of it was read."""
+        if details.get("read"):
+            message = f"{message} Read: {details['read']}."
         return self.result(status, message, count, self.spec.min_words, advice=advice, reason=reason,
                            own_status=status, own_message=message, **details)
+
+    def _place(self) -> str:
+        if self.spec.source == "cell":
+            return "its cell"
+        return f"your report, under the heading {self.spec.section!r}" if self.spec.section else "your report"
+
+    def _report_answer(self, evidence: Evidence) -> CriterionResult | tuple[str, bool, dict[str, Any]]:
+        """The report's text to judge (the section, or all of it), whether it is Markdown, and what was read;
+        or the result when there is none to judge."""
+        s = self.spec
+        report: ReportFile | None = getattr(evidence, "report", None)
+        documents = " or ".join([", ".join(REPORT_SUFFIXES[:-1]), REPORT_SUFFIXES[-1]])
+        if report is None:
+            stem = evidence.lab.spec.files.report or "report"
+            names = documents.replace(".", f"{stem}.")
+            if evidence.execution is not None and evidence.execution.status == "invalid":
+                # The hand-in itself could not be taken: its reason is the verdict's, said once
+                raise EvidenceMissing(f"no report handed in ({names})", student=True)
+            return self._result("fail", "no-report", f"No report handed in ({names}).", 0,
+                                advice=f"Hand in your report as {names}, beside your code, and hand in again.")
+        document = read_document(report)
+        where: dict[str, Any] = {"source": "report", "report": document.name, "section": s.section,
+                                 "pages": document.pages, "pages_read": document.pages_read,
+                                 "cut": document.cut or None, "read_seconds": document.seconds}
+        if document.problem is not None:
+            p = document.problem
+            advice = ("Nothing to do for now: a teacher will read your report and contact you if needed."
+                      if p.status == "review" else "Fix what the message says and hand in again.")
+            return self._result(p.status, p.reason, p.message, 0, advice=advice, staff_detail=p.detail, **where)
+        if s.section is None:
+            return document.text, document.kind == "markdown", where
+        section = find_section(document.text, document.kind, s.section, report_headings(evidence.lab))
+        if section is None:
+            return self._missing_section(document, where)
+        where["ends_at"] = section.ends_at
+        return section.text, document.kind == "markdown", where
+
+    def _missing_section(self, document: Document, where: dict[str, Any]) -> CriterionResult:
+        """No heading of that name: the student's doing in Markdown or text; in a PDF, whose lines the reader
+        may run together, sure only when the heading's words are nowhere in it; a report read in part, never."""
+        heading = self.spec.section or ""
+        if document.cut:
+            return self._result(
+                "review", "section-not-read", f"The heading {heading!r} is not in the part of {document.name} the "
+                f"grader reads (the first {document.pages_read} of its {document.pages} pages): a teacher will read "
+                "it.", 0, **where)
+        mentioned = document.kind == "pdf" and normalise(heading) in " ".join(document.text.split()).casefold()
+        if mentioned:
+            return self._result(
+                "review", "section-unclear", f"{document.name} has no line that is the heading {heading!r} alone, "
+                "though the words are in it: a teacher will read it.", 0, **where)
+        return self._result(
+            "fail", "no-section", f"{document.name} has no section {heading!r}: the reflection goes under a heading "
+            f"{heading!r}.", 0, advice=f"Put your reflection under a heading {heading!r} in your report (as in the "
+            "report template) and hand in again.", **where)
 
     def _staff_texts(self, evidence: Evidence) -> tuple[str, str | None]:
         """(template, reference), from staff files; a prompt cell the released notebook lacks is our fault."""
         s = self.spec
-        if s.prompt is not None and staff_cells(Path(evidence.lab.notebook_path), s.prompt)[s.prompt] is None:
+        released = evidence.lab.notebook_path
+        if (s.source == "cell" and s.prompt is not None
+                and (released is None or staff_cells(Path(released), s.prompt)[s.prompt] is None)):
             raise EvidenceMissing(f"the rubric's prompt cell {s.prompt!r} is not in the released notebook",
                                   student=False)
         return template_text(evidence.lab, s), reference_text(evidence.lab, s)

@@ -6,19 +6,31 @@ or else nbclient's execution timestamps; the student's own copy of that metadata
 
 from __future__ import annotations
 
+from collections.abc import Iterator
 from datetime import datetime
 from typing import TYPE_CHECKING, Literal
 
 from pydantic import Field
 
 from autograder.criteria import register
-from autograder.criteria.base import BORDERLINE, Criterion, Evidence, EvidenceMissing, Reference, ThresholdSpec
+from autograder.criteria.base import (
+    BORDERLINE,
+    Criterion,
+    Evidence,
+    EvidenceMissing,
+    LabProblem,
+    Reference,
+    ThresholdSpec,
+    needs_notebook,
+)
 from autograder.criteria.required_output import cell_name, executed_notebook, missing_cell
 from autograder.notebooks import find_cell
 from autograder.results import CriterionResult
 
 if TYPE_CHECKING:
     from nbformat import NotebookNode
+
+    from autograder.labs.lab import Lab
 
 
 class RuntimeSpec(ThresholdSpec):
@@ -29,6 +41,11 @@ class RuntimeSpec(ThresholdSpec):
 
     def references(self) -> list[Reference]:
         return [Reference("cell", "cell", self.cell)] if self.cell else []
+
+    def lab_problems(self, lab: Lab) -> Iterator[LabProblem]:
+        yield from super().lab_problems(lab)  # a cell in a lab without a notebook, among others
+        if self.cell is None:
+            yield from needs_notebook(self, lab, "the notebook's run time")
 
 
 def cell_duration(cell: NotebookNode) -> float | None:

@@ -1,5 +1,7 @@
 """The cohort-wide pass after a batch: reflections that look copied from another student's go to review.
 
+A reflection read from a report (`source: report`) is compared the same way: its result keeps the
+text read (the section) in `details["text"]` and the template is the released report template's.
 It runs over every student's current result in the store, not only the batch just graded, so a
 late hand-in is compared with everyone graded before it. It is idempotent: each reflection result
 keeps what the criterion found on its own (`own_status`, `own_message`), and the pass recomputes
@@ -57,6 +59,8 @@ def _update(c: CriterionResult, similar: list[dict]) -> bool:
     if similar and own_status == "pass":
         status, advice = "review", COPY_ADVICE
         message = COPY_MESSAGE.format(similarity=max(m["similarity"] for m in similar))
+        if c.details.get("read"):  # a reflection read from a report still says which part was read
+            message += f" Read: {c.details['read']}."
     if c.override is not None:  # a teacher's decision stands; what the grader would say is kept beside it
         c.override.was, status = status, c.override.status
     c.status, c.message, c.advice = status, message, advice

@@ -1,7 +1,9 @@
 """Execute: papermill runs the notebook in a fresh sandbox; the harness saves the declared exports.
 
 The verdict on how the run went comes from the backend (time, memory, exit) and the runner's
-report, never from files the student's code could have written.
+report, never from files the student's code could have written. A lab without a notebook has no
+execute stage at all (the pipeline goes straight to the probes, which import the modules); what a
+student reads of a failed cell names no host path (`runner.scrub_paths`).
 """
 
 from __future__ import annotations
@@ -20,7 +22,7 @@ from autograder.labs.spec import Limits, human_size
 from autograder.notebooks.restore import restore
 from autograder.results import ExecutionResult
 from autograder.sandbox import SandboxBackend, SandboxJob, SandboxRun
-from autograder.sandbox.runner import ExecuteJob
+from autograder.sandbox.runner import ExecuteJob, scrub_paths
 from autograder.workspace import copy_read_only, read_capped, workdir, write_files
 
 MAX_EXPORT_BYTES = 2 * 1024**3
@@ -66,7 +68,7 @@ def modules(lab: Lab, sub: Submission) -> dict[str, bytes]:
 def prepared_notebook(lab: Lab, sub: Submission) -> bytes:
     """The student's notebook with its locked cells restored from the release, as it will run."""
     submitted = nbformat.reads(sub.notebook_bytes().decode("utf-8"), as_version=4)
-    released = nbformat.read(lab.notebook_path, as_version=4)
+    released = nbformat.read(lab.released_notebook, as_version=4)
     return nbformat.writes(restore(submitted, released).notebook).encode()
 
 
@@ -76,7 +78,8 @@ def execute(lab: Lab, sub: Submission, backend: SandboxBackend, limits: Limits, 
         (wd / "submission.ipynb").write_bytes(prepared_notebook(lab, sub))
         write_files(wd, modules(lab, sub))
         copy_read_only(lab.public_data_dir, wd / "data")
-        job = SandboxJob(workdir=wd, request=request(lab, limits), limits=limits, gpu_ids=gpu_ids or [])
+        job = SandboxJob(workdir=wd, request=request(lab, limits), limits=limits, gpu_ids=gpu_ids or [],
+                         packages=lab.spec.packages)
         run = backend.run(job)
         artifacts.mkdir(parents=True, exist_ok=True)
         result = interpret(run, limits)
@@ -127,7 +130,7 @@ def interpret(run: SandboxRun, limits: Limits) -> ExecutionResult:
         return ExecutionResult(status="error", message=(
             f"{where} asks for keyboard input (input()), which is not available when grading."), **base)
     if status == "error":
-        evalue = str(report.get("evalue", "")).strip().splitlines()
+        evalue = scrub_paths(str(report.get("evalue", ""))).strip().splitlines()
         first = evalue[0][:300] if evalue else ""
         return ExecutionResult(status="error", message=f"{where} raised {report.get('ename')}: {first}".rstrip(": "),
                                **base)

@@ -6,12 +6,13 @@ import threading
 
 from autograder import __version__
 from autograder.criteria import build
+from autograder.criteria.analysis.documents import ReportFile
 from autograder.criteria.base import Evidence, ProbeData
 from autograder.grading.intake import Submission
 from autograder.grading.pytest_plugin import TestContext, run_tests
 from autograder.labs.lab import Lab
 from autograder.labs.rubric import decide
-from autograder.results import ExecutionResult, SubmissionResult
+from autograder.results import CriterionResult, ExecutionResult, SubmissionResult
 
 # pytest.main swaps process-wide state (sys.modules, warnings, capture): one run at a time.
 _PYTEST_LOCK = threading.Lock()
@@ -34,20 +35,41 @@ def _modules(submission: Submission) -> dict[str, str]:
     return {name: submission.file_bytes(name).decode("utf-8", "replace") for name in submission.files}
 
 
-def judge(lab: Lab, submission: Submission, execution: ExecutionResult, notebook, probes: ProbeData,
+def _report(submission: Submission) -> ReportFile | None:
+    """The written report as handed in, for a reflection read from it; None when none was handed in."""
+    member = getattr(submission, "report", None)
+    if member is None:
+        return None
+    try:
+        return ReportFile(name=member, data=submission.report_bytes())
+    except Exception as exc:  # intake read it, now it can't be: say so rather than "not handed in"
+        return ReportFile(name=member, error=f"{type(exc).__name__}: {exc}")
+
+
+def judge(lab: Lab, submission: Submission, execution: ExecutionResult | None, notebook, probes: ProbeData,
           backend: str = "") -> SubmissionResult:
-    submitted = None if submission.problem else _submitted(submission)
+    """`execution` None: a lab without a notebook, whose probes import the modules themselves. The tests
+    run unless the submission could not be read or the grader failed: those that need the notebook's
+    run skip themselves when it stopped (pytest_plugin)."""
+    submitted = None if submission.problem or lab.spec.notebook is None else _submitted(submission)
     evidence = Evidence(lab=lab, execution=execution, notebook=notebook or submitted, probes=probes,
-                        labels=lab.labels(), submitted=submitted, modules=_modules(submission))
+                        labels=lab.labels(), submitted=submitted, modules=_modules(submission),
+                        report=_report(submission))
     wants_tests = any(c.kind == "hidden-tests" for c in lab.rubric.criteria)
-    if wants_tests and execution.status == "ok" and lab.test_files():
-        context = TestContext(lab=lab, probes=probes, notebook=notebook)
+    readable = execution is None or execution.status not in ("invalid", "harness-error")
+    if wants_tests and readable and lab.test_files():
+        context = TestContext(lab=lab, probes=probes, notebook=notebook, ran=evidence.ran)
         with _PYTEST_LOCK:
             evidence.tests, evidence.tests_error = run_tests(lab.test_files(), context)
         evidence.metrics = context.metrics
     criteria = [build(spec).check(evidence) for spec in lab.rubric.criteria]
+    if lab.spec.notebook is None and execution is not None and execution.status == "invalid":
+        # No notebook-runs to say why nothing was checked: say it once, first.
+        criteria.insert(0, CriterionResult(id="handed-in", kind="handed-in", status="fail", message=execution.message,
+                                           advice="Hand in what the lab asks for (see the message) and hand in "
+                                           "again."))
     notes = []
-    if execution.output_truncated_bytes:
+    if execution is not None and execution.output_truncated_bytes:
         notes.append(f"The notebook printed {execution.output_truncated_bytes / 1024**2:.1f} MB more output than "
                      "the lab keeps; the rest was dropped.")
     return SubmissionResult(

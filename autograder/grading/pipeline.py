@@ -29,6 +29,7 @@ from autograder.grading.execute import Executed, execute, modules
 from autograder.grading.execute import request as execute_request
 from autograder.grading.intake import Submission
 from autograder.grading.judge import judge
+from autograder.grading.lateness import stamp
 from autograder.grading.probe import load_outputs, probe
 from autograder.labs.lab import Lab, sha256_files
 from autograder.labs.spec import Limits
@@ -38,7 +39,8 @@ from autograder.sandbox import SandboxBackend
 from autograder.sandbox.base import CANCEL, RUNNER
 from autograder.sandbox.gpus import GpuPool
 from autograder.sandbox.gpus import detect as detect_gpus
-from autograder.store import StageRecord, Store, storable
+from autograder.sandbox.runner import scrub_paths
+from autograder.store import HandIn, StageRecord, Store, storable
 from autograder.workspace import remove_tree
 
 log = logging.getLogger(__name__)
@@ -66,6 +68,7 @@ class Grader:
     def __init__(self, lab: Lab, store: Store, backend: SandboxBackend, options: Options | None = None) -> None:
         self.lab, self.store, self.backend = lab, store, backend
         self.options = options or Options()
+        backend.prepare(lab.spec.packages)  # the lab's packages: missing ones stop the batch, never a student
         self.notes: list[str] = []  # said once per batch, e.g. that a GPU lab runs on the CPU here
         limits = Limits.model_validate({**lab.spec.limits.model_dump(), **self.options.limits})
         self.gpu_pool = self._gpu_pool(max(limits.gpus, lab.spec.probe_limits.gpus))
@@ -135,18 +138,26 @@ class Grader:
         Nothing one submission does raises from here: a failure, looking up and recording included,
         becomes its `error` verdict, recorded where the store takes it."""
         lab = self.lab
+        cached = False
+        stages: list[StageRecord] = []
         try:
             if not self.options.force:
                 found = self.store.find(lab.name, sub.student, sub.sha256, lab.version, lab.rubric_hash)
-                if found is not None:
-                    return found, True
-            result, stages = self._grade(sub)
+                if found is not None:  # the hand-in's time and the late policy may have changed since
+                    result, cached = stamp(found, sub), True
+                    if result == found:
+                        self._keep_handin(sub)
+                        return found, True
+            if not cached:
+                result, stages = self._grade(sub)
+                result = stamp(result, sub)  # the hand-in's time, and the course's late policy
         except Exception as exc:  # a harness bug must not stop the batch nor be blamed on the student
             log.debug("grading %s failed", sub.student, exc_info=True)
-            result, stages = self._internal_error(sub, exc), []
+            result, stages, cached = self._internal_error(sub, exc), [], False
         if CANCEL.is_set():  # interrupted half-way: record nothing rather than a false `error`
             return storable(result), False
         try:
+            self._keep_handin(sub)
             result = storable(apply_overrides(result, self.store))
             self.store.record(result, stages)
         except Exception as exc:  # the store refused it: record the failure instead, without the stages
@@ -156,34 +167,51 @@ class Grader:
                 self.store.record(result)
             except Exception as again:  # still shown in this run's table, with why it is not on record
                 log.warning("could not record the result of %s (%s: %s)", result.student, type(again).__name__, again)
-        return result, False
+        return result, cached
+
+    def _keep_handin(self, sub: Submission) -> None:
+        """Every hand-in is kept with its time (store.handins), graded afresh or found on record."""
+        self.store.add_handin(HandIn(lab=self.lab.name, student=sub.student, submission_hash=sub.sha256,
+                                     handed_in=sub.handed_in, late=sub.late, originals=sub.originals,
+                                     source=" ".join(filter(None, (sub.lms.get("layout"), sub.handed_in_from)))))
 
     def _grade(self, sub: Submission) -> tuple[SubmissionResult, list[StageRecord]]:
         timings: dict[str, float] = {}
         stages: list[StageRecord] = []
         if sub.problem:
-            execution = ExecutionResult(status="invalid", message=f"The submission can't be graded: {sub.problem}.")
-            result = judge(self.lab, sub, execution, None, _skipped("the notebook could not be read"),
+            invalid = ExecutionResult(status="invalid", message=f"The submission can't be graded: {sub.problem}.")
+            result = judge(self.lab, sub, invalid, None, _skipped("the submission could not be read"),
                            self.backend.name)
             return result, stages
 
-        t = time.monotonic()
-        executed, record = self._execute(sub)
-        timings["execute"] = time.monotonic() - t
-        stages.append(record)
-        notebook = load_notebook(executed.notebook_path)
+        execution: ExecutionResult | None = None  # a lab without a notebook has no execute stage
+        notebook = None
+        executed: Executed | None = None
+        if self.lab.spec.notebook is not None:
+            t = time.monotonic()
+            executed, record = self._execute(sub)
+            timings["execute"] = time.monotonic() - t
+            stages.append(record)
+            execution, notebook = executed.result, load_notebook(executed.notebook_path)
 
         t = time.monotonic()
-        if executed.result.status == "ok":
-            report, record = self._probe(sub, executed, record.key)
+        if executed is None or execution is not None and execution.status == "ok":
+            report, record = self._probe(sub, executed, stages[0].key if stages else None)
+            stages.append(record)
+            probes = load_outputs(report, record.artifacts)
+        elif self.lab.spec.files.student and execution is not None and execution.status != "harness-error":
+            # The notebook stopped: the probes still judge the student's modules (exports: not saved).
+            report, record = self._probe(sub, None, None)
             stages.append(record)
             probes = load_outputs(report, record.artifacts)
         else:
             probes = _skipped("the notebook did not run to the end")
         timings["probe"] = time.monotonic() - t
+        if self.lab.spec.notebook is None:
+            probes.evaluated = "your " + " and ".join(self.lab.spec.files.student)
 
         t = time.monotonic()
-        result = judge(self.lab, sub, executed.result, notebook, probes, self.backend.name)
+        result = judge(self.lab, sub, execution, notebook, probes, self.backend.name)
         timings["judge"] = time.monotonic() - t
         result.timings = {k: round(v, 3) for k, v in timings.items()}
         result.stages = {record.stage: record.key for record in stages}
@@ -201,14 +229,19 @@ class Grader:
         result, record = self._stage("execute", sub, key, ExecutionResult, run)
         return Executed(result=result, folder=record.artifacts), record
 
-    def _probe(self, sub: Submission, executed: Executed, execute_key: str) -> tuple[ProbeReport, StageRecord]:
-        key = _key("probe", execute_key, self.lab.probes_hash, self.lab.data_hash,
+    def _probe(self, sub: Submission, executed: Executed | None, execute_key: str | None,
+               ) -> tuple[ProbeReport, StageRecord]:
+        """Probe the run's exports, or (executed None) the student's modules alone: in a lab without a
+        notebook, or after the notebook stopped (execute_key None), keyed by the modules themselves."""
+        source = execute_key if execute_key is not None else ["modules", sub.sha256, self.lab.release_hash,
+                                                               self.lab.spec.notebook is None]
+        key = _key("probe", source, self.lab.probes_hash, self.lab.data_hash,
                    self.probe_limits.model_dump(), _RUNNER_HASH, __version__)
 
         def run(folder: Path) -> ProbeReport:
             with self.gpu_pool.acquire(self.probe_limits.gpus) as gpu_ids:
-                return probe(self.lab, executed.exports_dir, self.backend, self.probe_limits, folder,
-                             self.options.scratch, gpu_ids, modules(self.lab, sub))
+                return probe(self.lab, executed.exports_dir if executed is not None else None, self.backend,
+                             self.probe_limits, folder, self.options.scratch, gpu_ids, modules(self.lab, sub))
 
         return self._stage("probe", sub, key, ProbeReport, run)
 
@@ -237,7 +270,7 @@ class Grader:
 
     def _internal_error(self, sub: Submission, exc: Exception) -> SubmissionResult:
         where = traceback.extract_tb(exc.__traceback__)[-1]
-        text = f"{type(exc).__name__}: {exc} ({Path(where.filename).name}:{where.lineno})"
+        text = scrub_paths(f"{type(exc).__name__}: {exc} ({Path(where.filename).name}:{where.lineno})")
         return SubmissionResult(
             lab=self.lab.name, student=sub.student, submission_hash=sub.sha256, lab_version=self.lab.version,
             rubric_hash=self.lab.rubric_hash, verdict="error", backend=self.backend.name,

@@ -8,16 +8,24 @@ returned: encode in one, decode in another that never saw the images.
 
 What a student may read of a failure: for a public probe, the message, unless the sandbox had
 been sent hidden inputs (then the exception's type); for a hidden probe, only the type, or the
-message of a `ProbeFailure` the probe author raised. Staff get the whole text (`detail`).
+message of a `ProbeFailure` the probe author raised. Staff get the whole text (`detail`). Neither
+carries a host path (a work dir, the course folder): `runner.scrub_paths`.
+
+A lab without a notebook has no exports: the probes reach the student's modules only
+(`exports.module("mlp")`). A lab with modules whose notebook stopped is probed the same way, on the
+modules alone, each export reported as not saved, so what tests the modules is still judged.
+Probe helpers (`files.helpers`, staff code beside probes.py) are importable by the probes by their
+module name, on the host; they never enter a sandbox.
 """
 
 from __future__ import annotations
 
 import importlib.util
 import re
+import sys
 import threading
-from collections.abc import Callable
-from contextlib import ExitStack
+from collections.abc import Callable, Iterator, Sequence
+from contextlib import ExitStack, contextmanager
 from pathlib import Path
 from types import ModuleType
 from typing import Any
@@ -27,42 +35,69 @@ from pydantic import ValidationError
 
 from autograder.arrays import ArrayRefused
 from autograder.artifacts import EXPORTS, MAX_OUTPUT_BYTES, ProbeArtifacts
-from autograder.criteria.base import ProbeData
+from autograder.criteria.base import NOT_SAVED, ProbeData
 from autograder.grading.probing import ProbeFailure, Steps
 from autograder.grading.remote import CHANNEL, Exports, Inputs, Remote, SandboxLost, Session, StudentCodeError
 from autograder.labs.lab import Lab
 from autograder.labs.spec import Limits, human_size
 from autograder.results import ModelStats, ProbeReport, ProbeStatus
 from autograder.sandbox import SandboxBackend
-from autograder.sandbox.runner import ProbeJob
+from autograder.sandbox.runner import ProbeJob, scrub_paths
 from autograder.workspace import copy_read_only, workdir, write_files
 
 MAX_TEXT_CHARS = 10_000  # a text array in an output (a probe's own note on what failed)
 NAME = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
 OUTPUT_KINDS = "biufU"
 
-_MODULES: dict[Path, ModuleType] = {}
+_MODULES: dict[tuple[Path, tuple[Path, ...]], ModuleType] = {}
 _IMPORT_LOCK = threading.Lock()
 
 
-def import_probes(path: Path) -> ModuleType:
-    """A lab's probes.py as a host module (staff code, trusted), imported once per file."""
+def _load(path: Path, name: str) -> ModuleType:
+    spec = importlib.util.spec_from_file_location(name, path)
+    assert spec is not None and spec.loader is not None
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+def import_probes(path: Path, helpers: Sequence[Path] = ()) -> ModuleType:
+    """A lab's probes.py as a host module (staff code, trusted), imported once per file. The lab's
+    probe helpers are importable by their names (`import checks`) while it is imported, each under
+    its own module object, so two labs' checks.py never stand in for each other: import them at the
+    top of probes.py."""
     path = path.resolve()
+    key = (path, tuple(h.resolve() for h in helpers))
     with _IMPORT_LOCK:
-        if path not in _MODULES:
-            spec = importlib.util.spec_from_file_location(f"autograder_probes_{len(_MODULES)}", path)
-            assert spec is not None and spec.loader is not None
-            module = importlib.util.module_from_spec(spec)
-            spec.loader.exec_module(module)
-            _MODULES[path] = module
-        return _MODULES[path]
+        if key not in _MODULES:
+            with helper_modules(key[1], f"autograder_probes_{len(_MODULES)}"):
+                _MODULES[key] = _load(path, f"autograder_probes_{len(_MODULES)}")
+        return _MODULES[key]
+
+
+@contextmanager
+def helper_modules(helpers: Sequence[Path], prefix: str) -> Iterator[None]:
+    """Staff helper modules in sys.modules by their names for the time of an import (or a test run),
+    then whatever held those names before back."""
+    saved: dict[str, ModuleType | None] = {}
+    try:
+        for helper in helpers:
+            saved.setdefault(helper.stem, sys.modules.get(helper.stem))
+            sys.modules[helper.stem] = _load(helper, f"{prefix}_{helper.stem}")  # later helpers may import it
+        yield
+    finally:
+        for name, before in saved.items():
+            if before is None:
+                sys.modules.pop(name, None)
+            else:
+                sys.modules[name] = before
 
 
 def probe_functions(lab: Lab) -> list[tuple[str, Any, bool]]:
     """(name, probe, hidden tier) for each probe this view of the lab runs: public first, by name."""
     found = []
     for path in lab.probe_files():
-        module = import_probes(path)
+        module = import_probes(path, lab.helper_files())
         hidden = not lab.public_only and path.resolve() == lab.probes_path.resolve()
         for attr in sorted(vars(module)):
             fn = getattr(module, attr)
@@ -71,27 +106,32 @@ def probe_functions(lab: Lab) -> list[tuple[str, Any, bool]]:
     return found
 
 
-def probe(lab: Lab, exports: Path, backend: SandboxBackend, limits: Limits, artifacts: Path,
+def probe(lab: Lab, exports: Path | None, backend: SandboxBackend, limits: Limits, artifacts: Path,
           scratch: Path | None = None, gpu_ids: list[str] | None = None,
           modules: dict[str, bytes] | None = None) -> ProbeReport:
     """Run the probes; their outputs land in `artifacts`/outputs. Never raises for the student's doing.
     `modules` (the student's and provided Python files) are importable in the sandbox, by the
-    exports that refer to them and through `exports.module(name)`."""
+    exports that refer to them and through `exports.module(name)`. `exports` None: there are none,
+    for a lab without a notebook, or (each reported NOT_SAVED) for one whose notebook stopped."""
     try:
         plan = probe_functions(lab)
     except Exception as exc:  # noqa: BLE001 - a broken probes file is the lab's fault, never the student's
         return ProbeReport(status="harness-error", message=f"the lab's probes could not be imported: "
                            f"{type(exc).__name__}: {exc}"[:500])
     extra = sum(len(fn.functions) - 1 for _, fn, _ in plan if isinstance(fn, Steps))
-    request: ProbeJob = {"stage": "probe", "exports": lab.spec.exports, "exports_dir": EXPORTS,
+    request: ProbeJob = {"stage": "probe", "exports": lab.spec.exports if exports is not None else [],
+                         "exports_dir": EXPORTS,
                          "modules_dir": "modules", "modules": sorted(Path(name).stem for name in modules or {}),
                          "channel": CHANNEL}
     with ExitStack() as stack:
         def start() -> Session:
             wd = stack.enter_context(workdir("probe", scratch))
-            copy_read_only(exports, wd / EXPORTS)
+            if exports is not None:
+                copy_read_only(exports, wd / EXPORTS)
+            else:
+                (wd / EXPORTS).mkdir()
             write_files(wd / "modules", modules or {})
-            return Session(backend, wd, request, limits, gpu_ids or [])
+            return Session(backend, wd, request, limits, gpu_ids or [], lab.spec.packages)
 
         run = _Run(lab, exports, start(), artifacts)
         try:
@@ -117,7 +157,7 @@ class _Run:
     """One submission's probes over its sandboxes: the first holds the exports for every probe and
     the first step of each probe in steps; the others, one step each."""
 
-    def __init__(self, lab: Lab, exports: Path, main: Session, artifacts: Path) -> None:
+    def __init__(self, lab: Lab, exports: Path | None, main: Session, artifacts: Path) -> None:
         self.lab, self.exports_dir, self.artifacts = lab, exports, artifacts
         self.main = main
         self.spare: list[Session] = []
@@ -157,8 +197,10 @@ class _Run:
 
     def _ready(self, ready: dict) -> None:
         raw = ready.get("exports")
-        self.export_status = ({str(k)[:100]: str(v)[:2000] for k, v in raw.items() if k in self.lab.spec.exports}
-                              if isinstance(raw, dict) else {})
+        self.export_status = ({str(k)[:100]: scrub_paths(str(v))[:2000] for k, v in raw.items()
+                               if k in self.lab.spec.exports} if isinstance(raw, dict) else {})
+        if self.exports_dir is None:  # the notebook stopped before saving any (none in a lab without one)
+            self.export_status = {name: NOT_SAVED for name in self.lab.spec.exports}
         raw = ready.get("models")
         for name, stats in (raw.items() if isinstance(raw, dict) else []):
             if name not in self.lab.spec.exports:
@@ -167,7 +209,9 @@ class _Run:
                 model = ModelStats.model_validate(stats)
             except ValidationError:
                 continue
-            saved = self.exports_dir / f"{name}.pkl"
+            saved = self.exports_dir / f"{name}.pkl" if self.exports_dir is not None else None
+            if saved is None:
+                continue
             model.saved_bytes = saved.stat().st_size if saved.is_file() else None  # measured here, not there
             self.models[name] = model
 
@@ -201,7 +245,7 @@ class _Run:
         detail = f"{type(exc).__name__}: {exc}"[:2000]
         if isinstance(exc, StudentCodeError):
             detail = exc.detail
-            error = f"your code raised {exc.type_name}" if hidden_tier else str(exc)
+            error = f"your code raised {exc.type_name}" if hidden_tier else scrub_paths(str(exc))
         elif isinstance(exc, ProbeFailure):
             error = str(exc)
         elif isinstance(exc, KeyError) and self._missing_export(exc):
@@ -209,7 +253,7 @@ class _Run:
         elif hidden_tier:
             error = f"it raised {type(exc).__name__}"
         else:
-            error = detail
+            error = scrub_paths(detail)  # the probe's own exception: it may name the course folder
         return ProbeStatus(status="failed", error=error[:2000], detail=detail)
 
 

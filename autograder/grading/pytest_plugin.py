@@ -4,6 +4,12 @@ Tests ask for what they need by fixture name (see docs/lab-authoring.md); they n
 student's objects, only plain arrays the probes produced, the labels and the executed notebook.
 Two markers shape how a result counts: `@pytest.mark.public` lets the student see the test's name
 and failure message, `@pytest.mark.weight(w)` gives its share of the score (default 1).
+
+Whether a test needs the notebook is decided by what it asks for: the `notebook` fixture, or a probe
+output whose probe asked for an export (`ProbeData.needs_notebook`). When the notebook stopped, such
+a test is skipped (the stopped run is reported once, by notebook-runs), and every other test still
+runs: one that reads probes of the student's modules judges the modules though the notebook failed.
+Tests never import a student's module themselves: that would run the student's code on the host.
 """
 
 from __future__ import annotations
@@ -21,8 +27,9 @@ import numpy as np
 import pytest
 
 from autograder.criteria.base import EvidenceMissing, ProbeData
-from autograder.grading.probe import import_probes
+from autograder.grading.probe import helper_modules, import_probes
 from autograder.results import HiddenTestResult
+from autograder.sandbox.runner import scrub_paths
 
 
 class ProbeOutputs(Mapping):
@@ -35,6 +42,8 @@ class ProbeOutputs(Mapping):
         try:
             return self._data.get(name)
         except EvidenceMissing as missing:
+            if self._data.needs_notebook(name):
+                pytest.skip(f"needs the notebook, which did not run to the end (probe {name})")
             pytest.fail(missing.message, pytrace=False)
 
     def __iter__(self) -> Iterator[str]:
@@ -50,6 +59,7 @@ class TestContext:
     probes: ProbeData
     notebook: Any
     metrics: dict[str, float] = field(default_factory=dict)
+    ran: bool = True  # the notebook ran to its end (or the lab has none): False skips the tests that need it
 
 
 MARKERS = {
@@ -98,6 +108,10 @@ class JudgePlugin:
 
     @pytest.fixture
     def notebook(self):
+        if self.ctx.lab.spec.notebook is None:
+            pytest.fail("the lab has no notebook: a test of a module-only lab reads probe outputs", pytrace=False)
+        if not self.ctx.ran:
+            pytest.skip("needs the notebook, which did not run to the end")
         if self.ctx.notebook is None:
             pytest.fail("the executed notebook is missing or larger than the harness keeps", pytrace=False)
         return self.ctx.notebook
@@ -117,7 +131,7 @@ class JudgePlugin:
         path = lab.public_probes_path if public or lab.public_only else lab.probes_path
         if not path.is_file():
             pytest.fail(f"the lab has no {path.relative_to(lab.root)}", pytrace=False)
-        return import_probes(path)
+        return import_probes(path, lab.helper_files())
 
     @pytest.fixture
     def lab(self):
@@ -163,7 +177,7 @@ def _message(report: pytest.TestReport) -> str:
     text = text.split("\nassert ")[0]
     for prefix in ("AssertionError: ", "Failed: "):
         text = text.removeprefix(prefix)
-    return text.strip()[:500]
+    return scrub_paths(text.strip())[:500]  # a public test's message is shown: no course folder or work dir
 
 
 def _first_line(text: str) -> str:
@@ -186,8 +200,10 @@ def run_tests(files: list[Path], context: TestContext) -> tuple[list[HiddenTestR
     # them costs time on every submission.
     saved_env = os.environ.get("PYTEST_DISABLE_PLUGIN_AUTOLOAD")
     os.environ["PYTEST_DISABLE_PLUGIN_AUTOLOAD"] = "1"
+    helpers = context.lab.helper_files() if hasattr(context.lab, "helper_files") else []
     try:
-        code = pytest.main(args, plugins=[plugin])
+        with helper_modules(helpers, "autograder_test_helpers"):  # tests may import the probes' helpers too
+            code = pytest.main(args, plugins=[plugin])
     finally:
         sys.path[:] = saved_path
         # Two labs may both have tests/test_hidden.py: never let one lab's module stand in for another's.

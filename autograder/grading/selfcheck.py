@@ -10,6 +10,7 @@ results go to a throwaway store.
 
 from __future__ import annotations
 
+import sys
 import tempfile
 from dataclasses import dataclass
 from pathlib import Path
@@ -18,8 +19,9 @@ from typing import TypeGuard
 from autograder.criteria.analysis import embeddings
 from autograder.criteria.base import ThresholdSpec
 from autograder.errors import UserError
-from autograder.grading.intake import Submission, discover, take_beside
+from autograder.grading.intake import IntakeSpec, Submission, discover, take_beside
 from autograder.grading.pipeline import Grader, Options
+from autograder.labs.environment import Environment
 from autograder.labs.lab import Lab
 from autograder.labs.rubric import decide
 from autograder.results import SubmissionResult
@@ -45,7 +47,8 @@ class CheckResult:
 
     @property
     def passed(self) -> bool:
-        return not self.problems and self.result.execution is not None and self.result.execution.status == "ok"
+        run = self.result.execution  # None: a lab without a notebook, nothing ran before the probes
+        return not self.problems and (run.status == "ok" if run is not None else self.result.probes is not None)
 
     @property
     def margin(self) -> bool:
@@ -54,13 +57,19 @@ class CheckResult:
 
 
 def submission_at(lab: Lab, path: Path) -> Submission:
-    """The student's work at PATH: a notebook (with the lab's modules beside it), a folder or a zip."""
+    """The student's work at PATH: a notebook (with the lab's modules beside it), a folder or a zip; for
+    a lab without a notebook, one of the modules (`autograder check lab mlp.py`) or the folder holding them."""
     path = Path(path)
-    if path.is_dir() and (path / lab.spec.notebook).is_file():  # the student's working folder, e.g. the kit
+    spec = IntakeSpec.of(lab.spec)
+    if lab.spec.notebook is None:
+        folder = path.parent if path.is_file() and path.suffix == ".py" else path
+        if folder.is_dir() and any((folder / name).is_file() for name in lab.spec.files.student):
+            return take_beside(folder.resolve().name, folder, spec)  # the working folder: modules beside by name
+    elif path.is_dir() and (path / lab.spec.notebook).is_file():  # the student's working folder, e.g. the kit
         path = path / lab.spec.notebook
-    if path.is_file() and path.suffix == ".ipynb":
-        return take_beside(path.stem, path, lab.spec.files.student)
-    found = discover(path, lab.spec.files.student)
+    if path.is_file() and path.suffix == ".ipynb" and lab.spec.notebook is not None:
+        return take_beside(path.stem, path, spec)
+    found = discover(path, spec)
     if len(found) != 1:
         raise UserError(f"{path} holds {len(found)} submissions", "pass one notebook, or one student's folder or zip")
     return found[0]
@@ -70,6 +79,8 @@ def check(lab: Lab, path: Path, options: Options | None = None) -> CheckResult:
     """Run the self-check of the submission at `path` against `lab` (its public view)."""
     if not lab.public_only:
         raise ValueError("the self-check runs against the lab's public view (load it with public_only=True)")
+    # Missing packages would read as the student's ModuleNotFoundError: say so before anything runs.
+    Environment.of(lab.spec.packages).check(sys.executable, where=f"this Python ({sys.executable})")
     sub = submission_at(lab, path)
     with tempfile.TemporaryDirectory(prefix="autograder-check-") as tmp:
         opts = options or Options()

@@ -24,7 +24,7 @@ from traitlets.config import Config
 from autograder.errors import UserError
 from autograder.labs.lab import find_root
 from autograder.labs.loading import load_model
-from autograder.labs.spec import LabSpec
+from autograder.labs.spec import REPORT_SUFFIXES, LabSpec
 
 # What students find in place of a solution; pinned here so that a change of nbgrader's defaults
 # shows up as a diff of the committed student notebooks rather than silently.
@@ -131,22 +131,64 @@ def write_student_module(source_path: Path, out_path: Path) -> str:
     return text
 
 
-def write_reference_submission(lab, folder: Path) -> Path:
-    """A folder as a perfect student hands it in: the solved notebook and the reference modules."""
+def write_reference_submission(lab, folder: Path, modules: str = "reference") -> Path:
+    """A folder as a perfect student hands it in: the solved notebook (where the lab has one) and the
+    reference modules; `modules="template"` puts the untouched templates beside the solved notebook."""
     folder.mkdir(parents=True, exist_ok=True)
-    nbformat.write(reference_submission(lab.solution_path, lab.notebook_path), folder / lab.spec.notebook)
+    if lab.notebook_path is not None:
+        nbformat.write(reference_submission(lab.solution_path, lab.notebook_path), folder / lab.spec.notebook)
     for name in lab.spec.files.student:
-        (folder / name).write_bytes(lab.source_path(name).read_bytes())
+        source = lab.source_path(name) if modules == "reference" else lab.template_path(name)
+        (folder / name).write_bytes(source.read_bytes())
+    _copy_report(lab, lab.hidden, folder)
     return folder
+
+
+def _copy_report(lab, source: Path, folder: Path) -> None:
+    """The lab's written report (`files.report`) from `source`: the model report in reference/<lab>/, or
+    the template handed out in assignments/<lab>/; the first of its suffixes that is there."""
+    stem = lab.spec.files.report
+    found = [source / f"{stem}{suffix}" for suffix in REPORT_SUFFIXES] if stem else []
+    for path in (p for p in found if p.is_file()):
+        (folder / path.name).write_bytes(path.read_bytes())
+        return
 
 
 def write_template_submission(lab, folder: Path) -> Path:
     """A folder as handed out and handed back untouched: the student notebook and module templates."""
     folder.mkdir(parents=True, exist_ok=True)
-    (folder / lab.spec.notebook).write_bytes(lab.notebook_path.read_bytes())
+    if lab.notebook_path is not None:
+        (folder / lab.spec.notebook).write_bytes(lab.notebook_path.read_bytes())
     for name in lab.spec.files.student:
         (folder / name).write_bytes(lab.template_path(name).read_bytes())
+    _copy_report(lab, lab.assignment_dir, folder)
     return folder
+
+
+def template_problems(lab) -> list[tuple[str, str]]:
+    """(file, why) for each module template and reference module that is not valid Python: a solution
+    region that leaves a block without a body (an `if` or `else` whose whole body was the solution) makes
+    a template students cannot even import."""
+    found = []
+    for name in lab.spec.files.student:
+        for label, path in (("template", lab.template_path(name)), ("reference", lab.source_path(name))):
+            if not path.is_file():
+                continue
+            problem = syntax_problem(path.read_text(encoding="utf-8"), name)
+            if problem:
+                found.append((f"{path}", f"the {label} {problem}"))
+    return found
+
+
+def syntax_problem(source: str, name: str) -> str:
+    """Why `source` (module `name`) does not compile, in one line, or ''."""
+    try:
+        compile(source, name, "exec")
+    except SyntaxError as exc:
+        return (f"{name} does not import: {exc.msg} at line {exc.lineno}: {(exc.text or '').strip()!r}; a solution "
+                "region probably held a whole block body (put the `if`/`else` line inside the region too, or keep a "
+                "line of it outside)")
+    return ""
 
 
 def assign(name: str, root: Path | None = None) -> Iterator[Path]:
@@ -154,18 +196,23 @@ def assign(name: str, root: Path | None = None) -> Iterator[Path]:
     the reference with nbgrader's preprocessors; yields each file once it is written."""
     course = find_root(root)
     spec = load_model(course / "assignments" / name / "lab.yaml", LabSpec)
-    solution = course / "reference" / name / "solution.ipynb"
-    if not solution.is_file():
-        raise UserError(f"{solution} does not exist", "write the nbgrader source notebook there first")
-    target = course / "assignments" / name / spec.notebook
-    write_student_notebook(solution, target)
-    yield target
+    folder = course / "assignments" / name
+    if spec.notebook is not None:  # a module-only lab has modules to make, nothing else
+        solution = course / "reference" / name / "solution.ipynb"
+        if not solution.is_file():
+            raise UserError(f"{solution} does not exist", "write the nbgrader source notebook there first")
+        write_student_notebook(solution, folder / spec.notebook)
+        yield folder / spec.notebook
     for module in spec.files.student:
         source = course / "reference" / name / module
         if not source.is_file():
             raise UserError(f"{source} does not exist", f"write the reference {module} with solution markers there")
         try:
-            write_student_module(source, target.parent / module)
+            text = write_student_module(source, folder / module)
         except ValueError as exc:
             raise UserError(str(exc), "mark the solution in the module as in the notebook") from exc
-        yield target.parent / module
+        problem = syntax_problem(text, module)
+        if problem:  # written, so the author sees what the region left; said, so it is not released so
+            raise UserError(f"{folder / module}: the template {problem}", "fix the solution markers in "
+                            f"{source} and run `autograder assign {name}` again")
+        yield folder / module

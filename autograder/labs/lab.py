@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import ast
 import hashlib
+import zipfile
 from dataclasses import dataclass, field
 from functools import cached_property
 from pathlib import Path
@@ -53,7 +54,7 @@ class Lab:
     reference_dir: Path | None = None
     release_dir: Path = None  # type: ignore[assignment]  # the notebook and modules as handed out
     public_only: bool = False
-    _data: dict[str, tuple[np.ndarray, np.ndarray]] = field(default_factory=dict, repr=False)
+    _data: dict[str, tuple[np.ndarray, np.ndarray | None]] = field(default_factory=dict, repr=False)
 
     def __post_init__(self) -> None:
         if self.assignment_dir is None:
@@ -70,9 +71,17 @@ class Lab:
         return self.assignment_dir / "lab.yaml"
 
     @property
-    def notebook_path(self) -> Path:
-        """The student notebook as released (in a kit: the pristine copy, not the one being worked on)."""
-        return self.release_dir / self.spec.notebook
+    def notebook_path(self) -> Path | None:
+        """The student notebook as released (in a kit: the pristine copy, not the one being worked on);
+        None for a lab whose students hand in modules only."""
+        return self.release_dir / self.spec.notebook if self.spec.notebook is not None else None
+
+    @property
+    def released_notebook(self) -> Path:
+        """notebook_path where a notebook is required; asking for it in a module-only lab is a harness bug."""
+        if self.notebook_path is None:
+            raise RuntimeError(f"lab {self.name} has no notebook")
+        return self.notebook_path
 
     @property
     def public_data_dir(self) -> Path:
@@ -106,6 +115,13 @@ class Lab:
     @property
     def solution_path(self) -> Path:
         return self.hidden / "solution.ipynb"
+
+    def helper_path(self, name: str) -> Path:
+        """A probe helper module (`files.helpers`): in assignments/<lab>/, released with the kit."""
+        return self.assignment_dir / name
+
+    def helper_files(self) -> list[Path]:
+        return [self.helper_path(name) for name in self.spec.files.helpers]
 
     def probe_files(self) -> list[Path]:
         """Public probes first, then the hidden ones (left out of the self-check)."""
@@ -154,24 +170,45 @@ class Lab:
             return f"the {self.stand_in(split)} set (standing in for the hidden {split} set)"
         return f"the hidden {split} set"
 
-    def split(self, split: str) -> tuple[np.ndarray, np.ndarray]:
-        """(X, y) of a split, read once; hidden labels stay on the host."""
+    def split(self, split: str) -> tuple[np.ndarray, np.ndarray | None]:
+        """(X, y) of a split, read once; y is None for a split of inputs only (where nothing in the
+        rubric needs labels: see `has_labels`). Hidden labels stay on the host."""
         if split not in self._data:
             path = self.split_path(split)
             try:
-                f = load_npz(path, keys=("X", "y"), max_array_bytes=MAX_SPLIT_BYTES, max_total_bytes=MAX_SPLIT_BYTES,
-                             max_text_bytes=MAX_SPLIT_BYTES)
-                self._data[split] = (f["X"], f["y"])
-            except (OSError, KeyError, ValueError) as exc:  # ArrayRefused is a ValueError
+                keys = split_keys(path)
+                if "X" not in keys:
+                    raise KeyError("the file has no array X")
+                f = load_npz(path, keys=[k for k in ("X", "y") if k in keys], max_array_bytes=MAX_SPLIT_BYTES,
+                             max_total_bytes=MAX_SPLIT_BYTES, max_text_bytes=MAX_SPLIT_BYTES)
+                self._data[split] = (f["X"], f.get("y"))
+            except (OSError, KeyError, ValueError, zipfile.BadZipFile) as exc:  # ArrayRefused is a ValueError
                 raise ConfigError(path, None, f"cannot read split {split!r}: {exc}",
-                                  "each split is an .npz with arrays X and y") from exc
+                                  "each split is an .npz with an array X (inputs) and, where the rubric "
+                                  "measures against labels, y") from exc
         return self._data[split]
+
+    def has_labels(self, split: str) -> bool:
+        """Whether the split's file holds labels (y), read from its index without loading the data."""
+        path = self.split_path(split)
+        try:
+            return "y" in split_keys(path)
+        except (OSError, zipfile.BadZipFile) as exc:
+            raise ConfigError(path, None, f"cannot read split {split!r}: {exc}",
+                              "each split is an .npz (numpy.savez) with an array X, and y where labels are needed"
+                              ) from exc
 
     def inputs(self) -> dict[str, np.ndarray]:
         return {s: self.split(s)[0] for s in self.spec.splits}
 
     def labels(self) -> dict[str, np.ndarray]:
-        return {s: self.split(s)[1] for s in self.spec.splits}
+        """split -> y, for the splits that have labels."""
+        out = {}
+        for s in self.spec.splits:
+            y = self.split(s)[1]
+            if y is not None:
+                out[s] = y
+        return out
 
     @cached_property
     def probes(self) -> dict[str, Path]:
@@ -184,7 +221,8 @@ class Lab:
 
     @cached_property
     def probes_hash(self) -> str:
-        return sha256_files(self.probe_files())[:16]
+        """The probes and the helper modules they import: a changed helper re-probes."""
+        return sha256_files(self.probe_files() + self.helper_files())[:16]
 
     @cached_property
     def data_hash(self) -> str:
@@ -197,7 +235,8 @@ class Lab:
     @cached_property
     def release_hash(self) -> str:
         """What intake restores from: the released notebook (locked cells) and the provided modules."""
-        return sha256_files([self.notebook_path] + [self.template_path(f) for f in self.spec.files.provided])[:16]
+        notebook = [self.notebook_path] if self.notebook_path is not None else []
+        return sha256_files(notebook + [self.template_path(f) for f in self.spec.files.provided])[:16]
 
     @cached_property
     def version(self) -> str:
@@ -260,6 +299,12 @@ def find_for_check(name: str, path: Path, root: Path | None = None) -> Lab:
                     "or the course folder, or pass --root")
 
 
+def split_keys(path: Path) -> set[str]:
+    """The array names an .npz split holds (`X`, `y`), read from its index without loading them."""
+    with zipfile.ZipFile(path) as z:
+        return {name.removesuffix(".npy") for name in z.namelist()}
+
+
 def probe_names(path: Path) -> set[str]:
     """The probes a probes.py defines, read without importing it (it may need torch)."""
     try:
@@ -280,7 +325,7 @@ def _check(lab: Lab) -> None:
     if lab.rubric.lab != lab.name:
         raise ConfigError(lab.rubric_path, "lab", f"is {lab.rubric.lab!r} but the file is for {lab.name!r}",
                           f"set `lab: {lab.name}`")
-    if not lab.notebook_path.is_file():
+    if lab.notebook_path is not None and not lab.notebook_path.is_file():
         raise ConfigError(lab.spec_path, "notebook", f"{lab.notebook_path} does not exist",
                           f"run `autograder assign {lab.name}` to generate it")
     for split in lab.spec.splits:
@@ -302,6 +347,11 @@ def _check(lab: Lab) -> None:
         if not lab.template_path(name).is_file():
             raise ConfigError(lab.spec_path, f"files.provided[{i}]", f"{lab.template_path(name)} does not exist",
                               "add the module to the assignment folder or remove it from the list")
+    for i, name in enumerate(lab.spec.files.helpers):
+        if not lab.helper_path(name).is_file():
+            raise ConfigError(lab.spec_path, f"files.helpers[{i}]", f"{lab.helper_path(name)} does not exist",
+                              "put the probes' helper module in the assignment folder (it is released with the "
+                              "kit) or remove it from the list")
     files = lab.probe_files()
     if not files and not lab.public_only:  # a lab without public probes: its self-check measures nothing
         where = lab.public_probes_path if lab.public_only else lab.probes_path

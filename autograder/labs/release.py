@@ -25,6 +25,7 @@ import numpy as np
 from autograder.arrays import load_npy, load_npz
 from autograder.errors import UserError
 from autograder.labs.assign import make_student_module, make_student_notebook
+from autograder.labs.environment import Environment
 from autograder.labs.lab import KIT_HANDOUT, KIT_RUBRIC, Lab
 
 MIN_LINE = 30  # characters: shorter lines (`return out`, `model.eval()`) are shared by chance
@@ -82,9 +83,11 @@ def release(lab: Lab, out: Path, force: bool = False) -> Kit:
 def _check_generated(lab: Lab) -> None:
     """The committed student files must be what nbgrader makes from the reference now: grading
     restores locked cells from them, so a stale one would differ from what students get."""
-    made = nbformat.writes(make_student_notebook(lab.solution_path))
-    committed = nbformat.writes(nbformat.read(lab.notebook_path, as_version=4))
-    stale = [lab.spec.notebook] if made != committed else []
+    stale = []
+    if lab.notebook_path is not None and lab.spec.notebook is not None:
+        made = nbformat.writes(make_student_notebook(lab.solution_path))
+        committed = nbformat.writes(nbformat.read(lab.notebook_path, as_version=4))
+        stale = [lab.spec.notebook] if made != committed else []
     for name in lab.spec.files.student:
         if make_student_module(lab.source_path(name)) != lab.template_path(name).read_text(encoding="utf-8"):
             stale.append(name)
@@ -101,9 +104,13 @@ def _write(lab: Lab, kit: Kit) -> None:
         kit.files.append(name)
 
     for folder in ("", f"{KIT_HANDOUT}/"):  # the working copies, and pristine ones that the check restores from
-        put(folder + lab.spec.notebook, lab.notebook_path.read_bytes())
+        if lab.notebook_path is not None:
+            put(folder + lab.notebook_path.name, lab.notebook_path.read_bytes())
         for name in lab.spec.files.all:
             put(folder + name, lab.template_path(name).read_bytes())
+        template = _report_template(lab)
+        if template is not None:  # the report's headings and questions; the check reads the pristine copy
+            put(folder + template.name, template.read_bytes())
     put("lab.yaml", lab.spec_path.read_bytes())
     put(KIT_RUBRIC, lab.rubric_path.read_bytes())
     for split, where in lab.spec.splits.items():
@@ -111,28 +118,46 @@ def _write(lab: Lab, kit: Kit) -> None:
             put(f"data/{split}.npz", lab.split_path(split).read_bytes())
     if lab.public_probes_path.is_file():
         put("probes.py", lab.public_probes_path.read_bytes())
+    for name in lab.spec.files.helpers:  # what the public (and hidden) probes import
+        put(name, lab.helper_path(name).read_bytes())
     for test in lab.test_files():
         if lab.public_test(test):
             put(f"tests/{test.name}", test.read_bytes())
     put("README.md", _readme(lab).encode())
 
 
+def _report_template(lab: Lab) -> Path | None:
+    """The report template handed out (assignments/<lab>/<report>.md), where the lab reads a report and has one."""
+    stem = lab.spec.files.report
+    path = lab.assignment_dir / f"{stem}.md" if stem else None
+    return path if path is not None and path.is_file() else None
+
+
 def _readme(lab: Lab) -> str:
     modules = lab.spec.files.student
-    hand_in = (f"the notebook and {', '.join(modules)}, together in one folder or zip" if modules
-               else "the notebook")
+    stem = lab.spec.files.report
+    report = [f"your report ({stem}.pdf, {stem}.md or {stem}.txt)"] if stem else []
+    parts = ([] if lab.spec.notebook is None else ["the notebook"]) + modules + report
+    together = ", together in one folder or zip" if len(parts) > 1 else ""
+    hand_in = (", ".join(parts[:-1]) + " and " + parts[-1] if len(parts) > 1 else parts[0]) + together
+    template = _report_template(lab)
+    work = ' and '.join(f"`{f}`" for f in [lab.spec.notebook, *modules, template.name if template else None] if f)
+    runs = "runs your notebook from top to bottom"
+    if lab.spec.notebook is None:  # a module-only lab
+        runs = "evaluates your modules with the public probes and tests"
     provided = (f"\n{', '.join(lab.spec.files.provided)} {'is' if len(lab.spec.files.provided) == 1 else 'are'} "
                 "provided: use, don't change (grading uses the handed-out version).\n"
                 if lab.spec.files.provided else "")
     return f"""# {lab.spec.title or lab.name}
-
-Work in `{lab.spec.notebook}`{' and ' + ', '.join(modules) if modules else ''}; hand in {hand_in}.
+{_packages_section(lab)}
+Work in {work};
+hand in {hand_in}.
 {provided}
 ## Check your work before handing in
 
-    autograder check {lab.name} {lab.spec.notebook}
+    autograder check {lab.name} {lab.spec.notebook or modules[0]}
 
-runs your notebook from top to bottom on this computer, as the grader will (no Docker needed, no
+{runs} on this computer, as the grader will (no Docker needed, no
 network), and shows every criterion of `rubric.yaml` with your value against its bar and what to do.
 It exits with 0 only when everything it can check passes. It never changes your files.
 
@@ -143,9 +168,22 @@ ones, and cannot compare your reflection with other students'. Aim for a margin 
 `{KIT_HANDOUT}/` keeps the files as handed out: the check (like grading) restores locked cells
 and provided modules from there, so leave it as it is.
 
-What is here: `lab.yaml` (how the notebook is run: parameters, time and memory limits),
+What is here: `lab.yaml` (how your code is run: parameters, time and memory limits),
 `rubric.yaml` (the bar), `data/` (the public data), `probes.py` and `tests/` (how your objects are
 evaluated in the public checks).
+"""
+
+
+def _packages_section(lab: Lab) -> str:
+    """The lab's packages (lab.yaml `packages:`) and the command that installs them, for working locally."""
+    env = Environment.of(lab.spec.packages)
+    if not env.packages:
+        return ""
+    return f"""
+This lab uses {', '.join(f'`{p}`' for p in env.packages)} besides torch, numpy and matplotlib (grading
+has them). To work and check locally, install them into the Python you work with:
+
+    {env.install_command()}
 """
 
 
@@ -176,7 +214,7 @@ def find_leaks(lab: Lab, kit_dir: Path, kit: Kit | None = None) -> list[Leak]:
                 example = sorted(leaked[0] & have)[0]
                 leaks.append(Leak(rel, f"holds {len(leaked)} definitions of hidden "
                                        f"{source.relative_to(lab.root)}, e.g. the line {example!r}"))
-    solution = _solution_lines(lab)
+    solution = _solution_lines(lab) | _model_report_lines(lab)
     kit.checks.append(f"{len(solution)} lines of solution text")
     for rel, text in texts.items():
         found = solution & _lines(text)
@@ -237,6 +275,7 @@ def _public_definitions(lab: Lab) -> set[str]:
     file (say, how images are scaled) is shared, not secret."""
     public = [lab.public_probes_path] if lab.public_probes_path.is_file() else []
     public += [t for t in lab.test_files() if lab.public_test(t)]
+    public += lab.helper_files()  # released: what hidden probes import from them (or repeat) is public
     return {_norm(d) for path in public for d in _definitions(path.read_text(encoding="utf-8"))}
 
 
@@ -267,7 +306,7 @@ def _solution_lines(lab: Lab) -> set[str]:
     notebook and modules, less those that also occur outside them there (a shared line is no secret)."""
     inside: set[str] = set()
     outside: set[str] = set()
-    sources = [cell for cell in nbformat.read(lab.solution_path, as_version=4).cells]
+    sources = [cell for cell in nbformat.read(lab.solution_path, as_version=4).cells] if lab.spec.notebook else []
     texts = [(c.source, c.cell_type == "markdown" and c.metadata.get("nbgrader", {}).get("solution", False))
              for c in sources]
     texts += [(lab.source_path(name).read_text(encoding="utf-8"), False) for name in lab.spec.files.student]
@@ -284,6 +323,21 @@ def _solution_lines(lab: Lab) -> set[str]:
             else:
                 (inside if in_solution else outside).add(_norm(line))
     return {x for x in inside - outside if len(x) >= MIN_LINE and not x.startswith(("import ", "from "))}
+
+
+def _model_report_lines(lab: Lab) -> set[str]:
+    """The model report's own lines (reference/<lab>/<report>.md or .txt), less those of the released template."""
+    stem = lab.spec.files.report
+    if not stem:
+        return set()
+    template = _report_template(lab)
+    shared = _lines(template.read_text(encoding="utf-8")) if template else set()
+    found: set[str] = set()
+    for suffix in (".md", ".txt"):
+        path = lab.hidden / f"{stem}{suffix}"
+        if path.is_file():
+            found |= _lines(path.read_text(encoding="utf-8", errors="replace")) - shared
+    return {x for x in found if len(x) >= MIN_LINE}
 
 
 def _has_outputs(text: str) -> bool:

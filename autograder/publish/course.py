@@ -4,207 +4,38 @@ gets what is still missing, so a coordinator can answer a student without openin
 
 from __future__ import annotations
 
-import csv
 from datetime import date, datetime
-from pathlib import Path
 from typing import Literal
-from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
-from pydantic import BaseModel, ConfigDict, Field, PrivateAttr, ValidationError, field_validator
+from pydantic import BaseModel, Field
 from rich.table import Table
 from rich.text import Text
 
 from autograder.console import STYLE, clean, reasons
-from autograder.errors import ConfigError, UserError
-from autograder.labs.loading import field_path, load_model
-from autograder.labs.spec import Slug
+from autograder.errors import UserError
+from autograder.labs.course import (  # the models live below the pipeline, which reads them at intake
+    DEFAULT_COURSE,
+    ROSTER_ALIASES,
+    CourseLab,
+    CourseSpec,
+    LadokGrades,
+    Roster,
+    RosterEntry,
+    load_course,
+    load_roster,
+)
 from autograder.results import SubmissionResult, Verdict
 from autograder.store import Store
 
-DEFAULT_COURSE = "course.yaml"
+__all__ = ["DEFAULT_COURSE", "ROSTER_ALIASES", "CourseLab", "CourseSpec", "LabStanding", "LadokGrades",
+           "ModuleGrade", "Roster", "RosterEntry", "course_results", "earned_at", "load_course", "load_roster",
+           "module_grade", "require_lab", "results_table", "summary"]
 
 
-class CourseLab(BaseModel):
-    model_config = ConfigDict(extra="forbid")
-
-    lab: Slug = Field(description="A lab of the course folder (assignments/<lab>).")
-    required: bool = Field(True, description="Needed for the module grade; optional labs are shown, never required.")
-    canvas_assignment: str | None = Field(
-        None, description="This lab's Canvas gradebook column as Canvas's own export names it, e.g. 'Lab 1 (12345)'; "
-        "the number in brackets is the assignment id.")
-    module: str | None = Field(
-        None, description="The lab's own Ladok module code, for courses that report each lab on its own.")
-
-
-class LadokGrades(BaseModel):
-    """The codes of the module's grade scale in Ladok: G and U, or P and F on an English scale."""
-
-    model_config = ConfigDict(extra="forbid")
-
-    G: str = Field("G", min_length=1)
-    U: str = Field("U", min_length=1)
-
-
-class CourseSpec(BaseModel):
-    """`course.yaml`: the lab module as the university's systems know it."""
-
-    model_config = ConfigDict(extra="forbid")
-
-    course: str = Field(min_length=1, description="The course code in Ladok, e.g. DT9000.")
-    module: str = Field(min_length=1, description="The code of the lab module in Ladok, e.g. LAB1.")
-    name: str = ""
-    labs: list[CourseLab] = Field(min_length=1)
-    roster: Path | None = Field(
-        None, description="The roster CSV (student, name, canvas_id, sis_user_id, sis_login_id, section, ladok_id), "
-        "relative to this file.")
-    canvas_assignment: str | None = Field(
-        None, description="The Canvas gradebook column of the module grade, e.g. 'Lab module (12399)'.")
-    examination_date: Literal["last-result"] | date = Field(
-        "last-result", description="The date reported to Ladok: `last-result` (the day the last required lab got its "
-        "current result) or a fixed date such as 2025-01-17. --date overrides it.")
-    timezone: str = Field("Europe/Stockholm", description="Where a result's time becomes a date.")
-    ladok_grades: LadokGrades = Field(default_factory=LadokGrades)
-    _folder: Path = PrivateAttr(default_factory=Path.cwd)
-
-    @field_validator("labs")
-    @classmethod
-    def _unique_labs(cls, labs: list[CourseLab]) -> list[CourseLab]:
-        seen: set[str] = set()
-        for entry in labs:
-            if entry.lab in seen:
-                raise ValueError(f"lab {entry.lab!r} is listed twice")
-            seen.add(entry.lab)
-        if not any(entry.required for entry in labs):
-            raise ValueError("no lab is required: a module grade needs at least one required lab")
-        return labs
-
-    @field_validator("examination_date", mode="before")
-    @classmethod
-    def _date_rule(cls, value: object) -> object:
-        if value == "last-result" or isinstance(value, date):
-            return value
-        try:
-            return date.fromisoformat(str(value))
-        except ValueError:
-            raise ValueError(f"{value!r} is neither `last-result` nor a date such as 2025-01-17") from None
-
-    @field_validator("timezone")
-    @classmethod
-    def _known_zone(cls, zone: str) -> str:
-        try:
-            ZoneInfo(zone)
-        except (ZoneInfoNotFoundError, ValueError):
-            raise ValueError(f"unknown time zone {zone!r}; write an IANA name such as Europe/Stockholm") from None
-        return zone
-
-    @property
-    def code(self) -> str:
-        """'DT9000 / LAB1', as a coordinator says it."""
-        return f"{self.course} / {self.module}"
-
-    @property
-    def roster_path(self) -> Path | None:
-        return None if self.roster is None else self._folder / self.roster
-
-    def lab(self, name: str) -> CourseLab | None:
-        return next((entry for entry in self.labs if entry.lab == name), None)
-
-    def local_date(self, moment: datetime) -> date:
-        return moment.astimezone(ZoneInfo(self.timezone)).date()
-
-
-def load_course(path: Path | None = None, root: Path | None = None) -> CourseSpec:
-    """course.yaml (default: in the course folder); where that folder has assignments/, every lab it
-    names must exist there, so a misspelt lab fails here rather than marking everyone as missing it."""
-    if path is None:
-        from autograder.labs.lab import find_root
-
-        path = find_root(root) / DEFAULT_COURSE
-    spec = load_model(path, CourseSpec)
-    spec._folder = path.resolve().parent
-    labs_dir = (root or spec._folder) / "assignments"
-    if labs_dir.is_dir():
-        known = sorted(p.name for p in labs_dir.iterdir() if (p / "lab.yaml").is_file())
-        for i, entry in enumerate(spec.labs):
-            if entry.lab not in known:
-                raise ConfigError(path, f"labs[{i}].lab", f"no lab named {entry.lab!r} in {labs_dir}",
-                                  f"known labs: {', '.join(known) or 'none'}")
-    if spec.roster_path is not None and not spec.roster_path.is_file():
-        raise ConfigError(path, "roster", f"{spec.roster_path} not found", "give the roster's path relative to "
-                          "course.yaml, or leave `roster` out")
-    return spec
-
-
-class RosterEntry(BaseModel):
-    """One student as the university's systems know them; only `student` is required, each export says
-    which other column it needs."""
-
-    model_config = ConfigDict(extra="ignore")
-
-    student: str = Field(min_length=1, description="Our id: the student's name in the submissions (file stem).")
-    name: str = ""
-    canvas_id: str = Field("", description="Canvas's user id (the gradebook's ID column).")
-    sis_user_id: str = ""
-    sis_login_id: str = ""
-    section: str = ""
-    ladok_id: str = Field("", description="The student's Ladok UID or personnummer, as ladok3 takes it.")
-
-    @field_validator("*", mode="before")
-    @classmethod
-    def _strip(cls, value: object) -> object:
-        return value.strip() if isinstance(value, str) else value
-
-
-# Other names a roster's header may use for a column (compared in lowercase, spaces as underscores).
-ROSTER_ALIASES = {
-    "id": "canvas_id", "canvas_user_id": "canvas_id", "sis_id": "sis_user_id", "login": "sis_login_id",
-    "sis_login": "sis_login_id", "personnummer": "ladok_id", "ladok_uid": "ladok_id", "ladok": "ladok_id",
-}
-
-
-class Roster(BaseModel):
-    path: Path
-    students: dict[str, RosterEntry]
-
-    def get(self, student: str) -> RosterEntry | None:
-        return self.students.get(student)
-
-
-def load_roster(path: Path) -> Roster:
-    """The roster CSV (UTF-8, a spreadsheet's BOM allowed); a bad row names its line and column."""
-    try:
-        text = path.read_text(encoding="utf-8-sig")
-    except FileNotFoundError:
-        raise ConfigError(path, None, "file not found", "pass the roster CSV's path") from None
-    except UnicodeDecodeError:
-        raise ConfigError(path, None, "not UTF-8 text", "save the roster as CSV UTF-8") from None
-    reader = csv.reader(text.splitlines())
-    header = next(reader, None)
-    if not header:
-        raise ConfigError(path, None, "empty file", "the first line names the columns: student, name, canvas_id, ...")
-    columns = [ROSTER_ALIASES.get(h.strip().lower().replace(" ", "_"), h.strip().lower().replace(" ", "_"))
-               for h in header]
-    if "student" not in columns:
-        raise ConfigError(path, "student", "no `student` column", "the header needs `student` (the id the "
-                          "submissions use) and the ids each export needs: canvas_id, ladok_id")
-    students: dict[str, RosterEntry] = {}
-    for line, row in enumerate(reader, start=2):
-        if not any(cell.strip() for cell in row):
-            continue
-        if len(row) > len(columns):
-            raise ConfigError(path, f"line {line}", f"{len(row)} cells under {len(columns)} columns",
-                              "quote a cell that holds a comma")
-        try:
-            entry = RosterEntry.model_validate(dict(zip(columns, row)))
-        except ValidationError as exc:
-            first = exc.errors(include_url=False)[0]
-            raise ConfigError(path, f"line {line}: {field_path(first['loc'])}", first["msg"],
-                              "every row needs a student id") from None
-        if entry.student in students:
-            raise ConfigError(path, f"line {line}", f"student {entry.student!r} is listed twice",
-                              "keep one row per student")
-        students[entry.student] = entry
-    return Roster(path=path, students=students)
+def earned_at(result: SubmissionResult) -> datetime:
+    """When the work that earned a result was handed in; for a result recorded without a hand-in time,
+    when it was graded. The examination date comes from it, so a regrade (--force) does not move it."""
+    return result.handed_in or result.graded_at
 
 
 class LabStanding(BaseModel):
@@ -213,6 +44,7 @@ class LabStanding(BaseModel):
     verdict: Verdict | None = Field(None, description="None: no result for this lab.")
     reasons: list[str] = Field(default_factory=list, description="Criteria that keep the lab from G.")
     graded_at: datetime | None = None
+    handed_in: datetime | None = Field(None, description="When the work that earned the result was handed in.")
 
 
 class ModuleGrade(BaseModel):
@@ -250,7 +82,7 @@ def module_grade(course: CourseSpec, student: str, by_lab: dict[str, SubmissionR
         r = by_lab.get(entry.lab)
         standing = LabStanding(lab=entry.lab, required=entry.required, verdict=r.verdict if r else None,
                                reasons=reasons(r) if r and r.verdict != "G" else [],
-                               graded_at=r.graded_at if r else None)
+                               graded_at=r.graded_at if r else None, handed_in=r.handed_in if r else None)
         standings.append(standing)
         if entry.required and standing.verdict != "G":
             missing.append(_missing_line(standing))
@@ -271,7 +103,7 @@ def module_grade(course: CourseSpec, student: str, by_lab: dict[str, SubmissionR
         elif isinstance(course.examination_date, date):
             when = course.examination_date
         else:
-            when = course.local_date(max(s.graded_at for s in required if s.graded_at is not None))
+            when = course.local_date(max(s.handed_in or s.graded_at for s in required if s.graded_at is not None))
     person = roster.get(student) if roster else None
     return ModuleGrade(student=student, name=person.name if person else "", grade=grade, complete=complete,
                        labs=standings, missing=missing, exam_date=when, in_roster=roster is None or person is not None)

@@ -9,8 +9,6 @@ too, never silently dropped.
 
 from __future__ import annotations
 
-import csv
-import io
 import json
 import sys
 from dataclasses import dataclass, field
@@ -20,7 +18,7 @@ from typing import Any, Literal, get_args
 
 from pydantic import BaseModel, Field
 
-from autograder.errors import UserError
+from autograder.errors import AutograderError, UserError
 from autograder.publish import ladok
 from autograder.publish.course import (
     CourseSpec,
@@ -28,6 +26,7 @@ from autograder.publish.course import (
     Roster,
     RosterEntry,
     course_results,
+    earned_at,
     load_roster,
     require_lab,
 )
@@ -45,8 +44,14 @@ POINTS_POSSIBLE = "    Points Possible"  # the second row of Canvas's own export
 
 
 def to_json(results: list[SubmissionResult]) -> str:
-    rows = [
-        {
+    """Every criterion of each student with its value, bar, message, advice and decision; where the rubric runs
+    tests, `tests`: each one's name, outcome, whether it is public, and its message. For staff: hidden tests
+    are named here (the students' formats only count them)."""
+    from autograder.frames import ran_tests
+
+    rows = []
+    for r in results:
+        row: dict[str, Any] = {
             "student": r.student,
             "verdict": r.verdict,
             "criteria": [
@@ -56,8 +61,10 @@ def to_json(results: list[SubmissionResult]) -> str:
                 for c in r.criteria
             ],
         }
-        for r in results
-    ]
+        if any(c.kind == "hidden-tests" for c in r.criteria):
+            row["tests"] = [{"name": t.name, "outcome": t.outcome, "public": t.public, "message": t.message}
+                            for _, t in ran_tests(r)]
+        rows.append(row)
     return json.dumps(rows, indent=2) + "\n"
 
 
@@ -66,39 +73,71 @@ ROSTER_BOUND = ("canvas", "ladok")
 _FORMULA = ("=", "+", "-", "@", "\t", "\r")
 
 
-def _cells(row: list) -> list:
-    """CSV cells a spreadsheet reads as text, never as a formula: a student id is a hand-in's file name
+def _cell(cell: object) -> object:
+    """A CSV cell a spreadsheet reads as text, never as a formula: a student id is a hand-in's file name
     and a message may quote the student, so '=HYPERLINK(...)' gets a leading apostrophe. Numbers stay."""
-    out = []
-    for cell in row:
-        if isinstance(cell, str) and cell.startswith(_FORMULA):
-            try:
-                float(cell)
-            except ValueError:
-                cell = "'" + cell
-        out.append(cell)
-    return out
+    if isinstance(cell, str) and cell.startswith(_FORMULA):
+        try:
+            float(cell)
+        except ValueError:
+            return "'" + cell
+    return cell
+
+
+def _csv(columns: list[str], rows: list[list], head: list[list] | None = None, lineterminator: str = "\r\n") -> str:
+    """CSV text through pandas: the header, any `head` rows as they are (Canvas's points row), then the
+    rows with every cell guarded (`_cell`). Cells keep their Python values (object columns), so 387 is
+    written 387 and 0.93 0.93, as the csv module writes them, never 387.0."""
+    import pandas as pd  # type: ignore[import-untyped]  # no stubs installed (pandas-stubs)
+
+    body = [[_cell(c) for c in row] for row in rows]
+    df = pd.DataFrame([*(head or []), *body], columns=pd.Index(columns, dtype=object), dtype=object)
+    return df.to_csv(index=False, lineterminator=lineterminator, na_rep="")
+
+
+def _test_columns(results: list[SubmissionResult]) -> tuple[list[str], list[dict[str, str]]]:
+    """The CSV's test columns, one per test in the order the tests ran (`test:NAME` for a public test,
+    `hidden-test:NAME` for a hidden one), and per result the outcome under each."""
+    from autograder.frames import ran_tests
+
+    names: list[str] = []
+    cells: list[dict[str, str]] = []
+    for r in results:
+        mine: dict[str, str] = {}
+        for _, t in ran_tests(r):
+            name = f"{'test' if t.public else 'hidden-test'}:{t.name}"
+            n = 1
+            while (name if n == 1 else f"{name} ({n})") in mine:  # two tests of one name (a kit's and a hidden one)
+                n += 1
+            name = name if n == 1 else f"{name} ({n})"
+            mine[name] = t.outcome
+            if name not in names:
+                names.append(name)
+        cells.append(mine)
+    return names, cells
 
 
 def to_csv(results: list[SubmissionResult]) -> str:
-    """One row per student: verdict, then status and value per criterion (columns in rubric order)."""
+    """One row per student: verdict, then status and value per criterion (columns in rubric order), the
+    reasons, then the outcome of each test the rubric ran (columns `test:NAME` and `hidden-test:NAME`, in
+    the order they ran; empty where a student's tests did not run). For staff: hidden tests are named."""
     ids: list[str] = []
     for r in results:
         ids += [c.id for c in r.criteria if c.id not in ids]
-    buf = io.StringIO()
-    writer = csv.writer(buf)
-    writer.writerow(["student", "verdict", "graded_at", "submission_hash"]
-                    + [f"{i}:{part}" for i in ids for part in ("status", "value")] + ["reasons"])
-    for r in results:
+    tests, outcomes = _test_columns(results)
+    rows = []
+    for r, ran in zip(results, outcomes, strict=True):
         by_id = {c.id: c for c in r.criteria}
         cells: list[object] = []
         for i in ids:
             c = by_id.get(i)
             cells += [c.status, "" if c.value is None else c.value] if c else ["", ""]
         reasons = " | ".join(f"{c.id}: {c.message}" for c in r.failed() if c.status != "skipped")
-        writer.writerow(_cells([r.student, r.verdict, r.graded_at.isoformat(), r.submission_hash[:16], *cells,
-                                reasons]))
-    return buf.getvalue()
+        rows.append([r.student, r.verdict, r.graded_at.isoformat(), r.submission_hash[:16], *cells, reasons,
+                     *(ran.get(t, "") for t in tests)])
+    columns = (["student", "verdict", "graded_at", "submission_hash"]
+               + [f"{i}:{part}" for i in ids for part in ("status", "value")] + ["reasons", *tests])
+    return _csv(columns, rows)
 
 
 def module_json(grades: list[ModuleGrade]) -> str:
@@ -107,26 +146,18 @@ def module_json(grades: list[ModuleGrade]) -> str:
 
 def module_csv(course: CourseSpec, grades: list[ModuleGrade]) -> str:
     """One row per student: the module grade, its date, each lab's verdict, and what is missing."""
-    buf = io.StringIO()
-    writer = csv.writer(buf)
-    writer.writerow(["student", "name", "grade", "examination_date", *(e.lab for e in course.labs), "missing"])
-    for g in grades:
-        writer.writerow(_cells([g.student, g.name, g.grade, g.exam_date.isoformat() if g.exam_date else "",
-                                *(s.verdict or "" for s in g.labs), " | ".join(g.missing)]))
-    return buf.getvalue()
+    rows = [[g.student, g.name, g.grade, g.exam_date.isoformat() if g.exam_date else "",
+             *(s.verdict or "" for s in g.labs), " | ".join(g.missing)] for g in grades]
+    return _csv(["student", "name", "grade", "examination_date", *(e.lab for e in course.labs), "missing"], rows)
 
 
 def canvas_csv(rows: list[tuple[RosterEntry, str]], assignment: str, points: float) -> str:
     """Canvas's gradebook import: its five student columns, then the assignment column, with the
     points-possible row Canvas's own export has second."""
-    buf = io.StringIO()
-    writer = csv.writer(buf, lineterminator="\n")
-    writer.writerow([*CANVAS_COLUMNS, assignment])
-    writer.writerow([POINTS_POSSIBLE, "", "", "", "", _number(points)])
-    for entry, value in rows:
-        writer.writerow(_cells([entry.name or entry.student, entry.canvas_id, entry.sis_user_id,
-                                entry.sis_login_id, entry.section, value]))
-    return buf.getvalue()
+    body = [[entry.name or entry.student, entry.canvas_id, entry.sis_user_id, entry.sis_login_id, entry.section,
+             value] for entry, value in rows]
+    return _csv([*CANVAS_COLUMNS, assignment], body, head=[[POINTS_POSSIBLE, "", "", "", "", _number(points)]],
+                lineterminator="\n")
 
 
 def to_gradescope(result: SubmissionResult, titles: dict[str, str] | None = None, points: float = 1.0,
@@ -282,14 +313,12 @@ def export(store: Store, fmt: str, out: Path | str, lab: str | None = None, cour
     if fmt == "gradescope" and lab is None:
         raise UserError("gradescope takes one lab: its results.json is per assignment",
                         "name the lab, e.g. `autograder export lab1-mlp --format gradescope -o results/`")
-    target = lab or course.code  # type: ignore[union-attr]
+    # A lab's results, or (no lab, so a course) the module grades.
+    module = course if lab is None else None
+    target = lab if lab is not None else course.code if course is not None else ""
     report = ExportReport(format=fmt, target=target)
     roster = _roster(fmt, course, o)
-    if lab is not None:
-        rows = _lab_rows(store, lab, course, o)
-    else:
-        assert course is not None  # checked above: without a lab there is a course
-        rows = _module_rows(store, course, roster, o)
+    rows = _module_rows(store, module, roster, o) if module is not None else _lab_rows(store, target, course, o)
     if o.students is not None:
         wanted = set(o.students)
         unknown = wanted - {r.student for r in rows}
@@ -312,26 +341,20 @@ def export(store: Store, fmt: str, out: Path | str, lab: str | None = None, cour
     held = set(report.blocked) | (set(report.unknown) if fmt in ("canvas", "ladok") else set())
     publish = [r for r in rows if r.student not in held]
 
-    if fmt == "json":
-        text = to_json(_results(publish)) if lab else module_json(_modules(publish))
-        report.published = [r.student for r in publish]
-        _emit(out, text, report)
-    elif fmt == "csv":
-        if lab:
-            text = to_csv(_results(publish))
+    if fmt in ("json", "csv"):
+        if module is not None:
+            text = module_json(_modules(publish)) if fmt == "json" else module_csv(module, _modules(publish))
         else:
-            assert course is not None  # checked above: without a lab there is a course
-            text = module_csv(course, _modules(publish))
+            text = to_json(_results(publish)) if fmt == "json" else to_csv(_results(publish))
         report.published = [r.student for r in publish]
         _emit(out, text, report)
-    elif fmt == "canvas":
-        assert roster is not None  # _roster demands one for canvas and ladok
-        _canvas(publish, roster, lab, course, o, out, report)
     elif fmt == "gradescope":
-        assert lab is not None  # checked above: gradescope takes one lab
-        _gradescope(publish, lab, o, out, report)
+        _gradescope(publish, target, o, out, report)
+    elif roster is None:  # _roster raises first: canvas and ladok cannot go without one
+        raise _no_roster(fmt)
+    elif fmt == "canvas":
+        _canvas(publish, roster, lab, course, o, out, report)
     else:
-        assert roster is not None  # _roster demands one for canvas and ladok
         _ladok(publish, roster, lab, course, o, out, report)
     return report
 
@@ -339,27 +362,37 @@ def export(store: Store, fmt: str, out: Path | str, lab: str | None = None, cour
 def _results(rows: list[_Row]) -> list[SubmissionResult]:
     """The results a lab's rows carry, every one of them."""
     results = [r.result for r in rows if r.result is not None]
-    assert len(results) == len(rows)
+    if len(results) != len(rows):
+        lacking = ", ".join(r.student for r in rows if r.result is None)
+        raise AutograderError(f"export: no recorded result behind the rows of {lacking}",
+                              "a harness bug: report it with the command you ran")
     return results
 
 
 def _modules(rows: list[_Row]) -> list[ModuleGrade]:
     """The module grades the course's rows carry, every one of them."""
     modules = [r.module for r in rows if r.module is not None]
-    assert len(modules) == len(rows)
+    if len(modules) != len(rows):
+        lacking = ", ".join(r.student for r in rows if r.module is None)
+        raise AutograderError(f"export: no module grade behind the rows of {lacking}",
+                              "a harness bug: report it with the command you ran")
     return modules
 
 
 def _roster(fmt: str, course: CourseSpec | None, o: ExportOptions) -> Roster | None:
     if o.roster is not None:
         return load_roster(o.roster)
-    if fmt == "gradescope" or course is None or course.roster_path is None:
-        if fmt in ("canvas", "ladok"):
-            need = "canvas_id or sis_user_id" if fmt == "canvas" else "ladok_id"
-            raise UserError(f"the {fmt} export needs a roster that maps students to their {need}",
-                            "pass --roster roster.csv, or --course course.yaml with a `roster`")
-        return None
-    return load_roster(course.roster_path)
+    if fmt != "gradescope" and course is not None and course.roster_path is not None:
+        return load_roster(course.roster_path)
+    if fmt in ROSTER_BOUND:
+        raise _no_roster(fmt)
+    return None
+
+
+def _no_roster(fmt: str) -> UserError:
+    need = "canvas_id or sis_user_id" if fmt == "canvas" else "ladok_id"
+    return UserError(f"the {fmt} export needs a roster that maps students to their {need}",
+                     "pass --roster roster.csv, or --course course.yaml with a `roster`")
 
 
 def _lab_rows(store: Store, lab: str, course: CourseSpec | None, o: ExportOptions) -> list[_Row]:
@@ -372,7 +405,7 @@ def _lab_rows(store: Store, lab: str, course: CourseSpec | None, o: ExportOption
         when = o.exam_date
         if when is None and course is not None:
             when = course.examination_date if isinstance(course.examination_date, date) else course.local_date(
-                r.graded_at)
+                earned_at(r))  # the hand-in's day: a regrade does not move it
         rows.append(_Row(student=r.student, grade=r.verdict, result=r, exam_date=when))
     return rows
 
@@ -403,7 +436,9 @@ def _canvas(rows: list[_Row], roster: Roster, lab: str | None, course: CourseSpe
     cells = []
     for r in rows:
         entry = roster.get(r.student)
-        assert entry is not None  # students off the roster were held back
+        if entry is None:  # held back before this; never published without one
+            report.unknown.append(r.student)
+            continue
         if not (entry.canvas_id or entry.sis_user_id or entry.sis_login_id):
             report.unknown.append(r.student)
             report.notes.append(f"{r.student} is on the roster without a Canvas id (canvas_id, sis_user_id or "
@@ -432,12 +467,11 @@ def _gradescope(rows: list[_Row], lab: str, o: ExportOptions, out: Path | str, r
         files = {out: rows[0]}
     else:
         files = {out / _safe_name(r.student) / "results.json": r for r in rows}
-    for path, r in files.items():
-        assert r.result is not None  # a lab's rows carry its results
-        doc = to_gradescope(r.result, titles, o.points, o.visibility)
+    for (path, row), result in zip(files.items(), _results(list(files.values())), strict=True):
+        doc = to_gradescope(result, titles, o.points, o.visibility)
         _write_text(path, json.dumps(doc, indent=2) + "\n")
         report.written.append(path)
-        report.published.append(r.student)
+        report.published.append(row.student)
 
 
 def _ladok(rows: list[_Row], roster: Roster, lab: str | None, course: CourseSpec | None, o: ExportOptions,
@@ -457,7 +491,9 @@ def _ladok(rows: list[_Row], roster: Roster, lab: str | None, course: CourseSpec
         if not (r.grade == "G" or (o.include_failed and r.grade == "U" and final)):
             continue
         entry = roster.get(r.student)
-        assert entry is not None  # students off the roster were held back
+        if entry is None:  # held back before this; never published without one
+            report.unknown.append(r.student)
+            continue
         if not entry.ladok_id:
             report.unknown.append(r.student)
             report.notes.append(f"{r.student} is on the roster without a ladok_id")

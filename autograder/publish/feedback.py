@@ -4,7 +4,9 @@ Built from the recorded result and what its stages left on disk, so it can be wr
 time without re-running anything. Only what the student may see goes in: messages written for them,
 public tests, and figures of public data. The hidden splits, a hidden test's name or message and
 a criterion's `details` (the TA's evidence) never do. Everything a submission produced is untrusted:
-escaped for HTML, escaped or fenced for Markdown, stripped of terminal control sequences in both.
+escaped for HTML, escaped or fenced for Markdown, stripped of terminal control sequences in both,
+and no traceback names a host path (`runner.scrub_paths`). A section the lab has no data for (training
+curves in a lab without a `history` probe, time and memory in a lab without a notebook) is left out.
 """
 
 from __future__ import annotations
@@ -28,6 +30,7 @@ from autograder.labs.spec import human_size
 from autograder.notebooks import load_notebook
 from autograder.publish.html import esc, figure_data_uri, img, matplotlib_backend, page, strip_ansi
 from autograder.results import Override, SubmissionResult
+from autograder.sandbox.runner import scrub_paths
 from autograder.store import Store
 
 VERDICT_MEANING = {
@@ -92,6 +95,12 @@ class Feedback:
     def titles(self) -> dict[str, str]:
         return {c.id: c.title for c in self.lab.rubric.criteria if c.title}
 
+    @property
+    def has_curves(self) -> bool:
+        """Whether the lab records training curves at all (a `history` probe): without one the page has
+        no such section, rather than one saying there is nothing."""
+        return bool(self.history) or HISTORY_PROBE in self.lab.probes
+
 
 def gather(lab: Lab, store: Store, result: SubmissionResult) -> Feedback:
     """Everything one student's page shows; missing artifacts leave their part empty, never fail."""
@@ -145,7 +154,10 @@ def confusion(lab: Lab, result: SubmissionResult, probe_folder: Path) -> Confusi
     scores = _npz(probe_folder, criterion.probe, [CONFUSION_SPLIT]).get(CONFUSION_SPLIT)
     if scores is None:
         return None
-    labels = np.asarray(lab.split(CONFUSION_SPLIT)[1])
+    y = lab.split(CONFUSION_SPLIT)[1]
+    if y is None:  # a split of inputs only
+        return None
+    labels = np.asarray(y)
     if (labels.ndim != 1 or labels.dtype.kind not in "biu" or not len(labels) or labels.min() < 0
             or scores.ndim not in (1, 2) or len(scores) != len(labels) or scores.dtype.kind not in "biuf"):
         return None
@@ -175,10 +187,11 @@ def failure(result: SubmissionResult, execute_folder: Path | None) -> Failure | 
         error = next((o for o in outputs if isinstance(o, dict) and o.get("output_type") == "error"), None) \
             if isinstance(outputs, list) else None
         if error is not None:  # the notebook file passed through student code: any field may be odd
-            found.error = _capped(strip_ansi(f"{error.get('ename', '')}: {error.get('evalue', '')}"), ERROR_CHARS)
+            found.error = _capped(scrub_paths(strip_ansi(f"{error.get('ename', '')}: {error.get('evalue', '')}")),
+                                  ERROR_CHARS)
             lines = error.get("traceback")
             lines = [lines] if isinstance(lines, str) else lines if isinstance(lines, list) else []
-            found.traceback = _capped(strip_ansi("\n".join(str(line) for line in lines)))
+            found.traceback = _capped(scrub_paths(strip_ansi("\n".join(str(line) for line in lines))))
             break
     return found
 
@@ -268,8 +281,7 @@ def to_html(fb: Feedback) -> str:
         "<h2>Criteria</h2>",
         _criteria_html(fb),
         *_tests_html(r),
-        "<h2>Training curves</h2>",
-        _curves_html(fb.history),
+        *(["<h2>Training curves</h2>", _curves_html(fb.history)] if fb.has_curves else []),
         *_confusion_html(fb.confusion),
         *_failure_html(fb.failure),
         *_resources_html(fb),
@@ -424,11 +436,12 @@ def to_markdown(fb: Feedback) -> str:
         hidden = [t for t in r.tests if not t.public]
         if hidden:
             lines.append(f"- {md_text(_hidden_count(hidden))}")
-    lines += ["", "## Training curves", ""]
+    if fb.has_curves:
+        lines += ["", "## Training curves", ""]
     if fb.history:
         lines += [f"- {md_text(_curve_summary(n, v))}" for n, v in fb.history.items()]
         lines.append("- The figure is in the HTML version of this feedback.")
-    else:
+    elif fb.has_curves:
         lines.append("Not available: the grader has no training history from this submission.")
     if fb.confusion is not None:
         cm = fb.confusion

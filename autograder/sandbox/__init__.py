@@ -21,7 +21,8 @@ register(DockerBackend)
 
 
 def get_backend(name: str, settings: BackendSettings | None = None) -> SandboxBackend:
-    """The backend called `name`, ready to run; `auto` is docker whenever an engine answers, else local."""
+    """The backend called `name`; `auto` is docker whenever an engine answers, else local. Each lab's
+    packages are checked by the grader (`SandboxBackend.prepare`) and travel with each job."""
     if name == AUTO:
         name = DockerBackend.name if engine() is not None else LocalBackend.name
     if name not in BACKENDS:

@@ -6,6 +6,7 @@ import json
 import os
 import threading
 from abc import ABC, abstractmethod
+from collections.abc import Sequence
 from pathlib import Path
 from typing import ClassVar, Literal
 
@@ -35,6 +36,8 @@ class SandboxJob(BaseModel):
                          "paths relative to the work dir.")
     limits: Limits
     gpu_ids: list[str] = Field(default_factory=list, description="Host GPU ids this run may use.")
+    packages: list[str] = Field(default_factory=list, description="The lab's packages (lab.yaml): the docker "
+                                "backend runs the image built for them.")
 
     @property
     def stage(self) -> Literal["execute", "probe"]:
@@ -184,4 +187,9 @@ class SandboxBackend(ABC):
 
     def unavailable(self) -> str | None:
         """Why this backend can't run here, or None when it can."""
+        return None
+
+    def prepare(self, packages: Sequence[str]) -> None:
+        """Before a lab's batch: raise a UserError naming what is missing when this backend can't run code
+        that needs `packages` (lab.yaml), so no student is blamed for the lab's environment."""
         return None

@@ -15,11 +15,13 @@ import os
 import socket
 import threading
 import time
+from collections.abc import Sequence
 from typing import Any
 
 import psutil
 
 from autograder.errors import UserError
+from autograder.labs.environment import Environment
 from autograder.labs.spec import human_size
 from autograder.results import SandboxStatus
 from autograder.sandbox.base import (
@@ -77,6 +79,25 @@ class DockerBackend(SandboxBackend):
         self.runtime = self.settings.runtime
         self._client = None
 
+    def image_for(self, packages: Sequence[str]) -> str:
+        """The image a lab's runs use: the TA's --image, else the one built for the lab's packages (the base
+        image plus them), else the base image."""
+        if self.settings.image or not packages:
+            return self.image
+        return Environment.of(packages).image
+
+    def prepare(self, packages: Sequence[str]) -> None:
+        image = self.image_for(packages)
+        if image == self.image:
+            return  # the base (or the TA's image): `unavailable` has checked it
+        import docker.errors
+
+        try:
+            self.client.images.get(image)
+        except docker.errors.ImageNotFound:
+            raise UserError(f"the lab's image {image} (the sandbox image with {', '.join(packages)}) is missing",
+                            "build it with `autograder sandbox build` (`autograder grade` builds it itself)") from None
+
     @property
     def client(self):
         if self._client is None:
@@ -116,7 +137,7 @@ class DockerBackend(SandboxBackend):
         limits = job.limits
         visible = ",".join(str(i) for i in range(len(job.gpu_ids)))  # the engine renumbers from 0
         config: dict[str, Any] = dict(
-            image=self.image,
+            image=self.image_for(job.packages),
             command=["python", "-I", "-B", RUNNER_PATH, write_job_file(job), "--report-stdout"],
             working_dir=WORKDIR,
             user=self._user(),

@@ -15,11 +15,13 @@ import subprocess
 import sys
 import threading
 import time
+from collections.abc import Sequence
 from pathlib import Path
 
 import psutil
 
 from autograder.errors import UserError
+from autograder.labs.environment import Environment
 from autograder.labs.spec import Limits, human_size
 from autograder.results import SandboxStatus
 from autograder.sandbox.base import (
@@ -90,6 +92,11 @@ class LocalBackend(SandboxBackend):
             if getattr(self.settings, option):
                 raise UserError(f"--{option} applies to the docker backend, not to local",
                                 "drop it, or pass --backend docker")
+
+    def prepare(self, packages: Sequence[str]) -> None:
+        """Stop before any run when this Python lacks the lab's packages: a student's code would fail
+        with a ModuleNotFoundError that reads like their fault."""
+        Environment.of(packages).check(sys.executable, where=f"the local backend's Python ({sys.executable})")
 
     def run(self, job: SandboxJob) -> SandboxRun:
         limits = job.limits

@@ -101,6 +101,26 @@ class Report(TypedDict, total=False):
     calls: int
 
 
+# --- what a student may read of a path ---------------------------------------------------------------
+# Tracebacks and error messages name files by where they were on the machine that ran them: the work
+# dir, the grader's Python, the course folder. The host scrubs them (`scrub_paths`) wherever it makes a
+# message a student reads; it lives here because it is standard library only and both sides may use it.
+
+_PACKAGES = r"(?<![\w.~/-])/[^\s'\"()<>,:;]*?/(?:site|dist)-packages/"
+_ABSOLUTE = r"(?<![\w.~/-])/(?:[^\s/'\"()<>,:;]+/)+([^\s/'\"()<>,:;]+)"
+
+
+def scrub_paths(text: str, roots: tuple[str, ...] = ()) -> str:
+    """`text` with host paths left out: under one of `roots` (a work dir) relative to it, a library's
+    file from its package down (numpy/core/fromnumeric.py), any other absolute path by its file name."""
+    import re  # here: the runner's own imports stay the few it needs to start
+
+    text = re.sub(_PACKAGES, "", text)  # first: a library may sit under a root (a venv in the course folder)
+    for root in sorted((str(r).rstrip("/") for r in roots if str(r).strip("/")), key=len, reverse=True):
+        text = text.replace(root + "/", "").replace(root, ".")
+    return re.sub(_ABSOLUTE, r"\1", text)
+
+
 def _skip_slow_optional_imports() -> None:
     """jsonschema imports rfc3987_syntax, when installed, to check IRI formats that notebooks never
     use; building its grammar costs ~1.4 s per process. jsonschema treats it as optional."""

@@ -56,7 +56,8 @@ def test_a_teachers_decision_shows_who_when_and_why_escaped(course, store, tmp_p
         assert "Verdict: G" in text and "every required criterion is met" in text
         assert "A note: &lt;script&gt;" in text  # notes shown
         assert "SECRET-EVIDENCE" not in text and "hidden_metric" not in text  # the TA's evidence is not
-        assert "Not available" in text  # no probe artifacts: no training history
+        # the toy lab has no `history` probe: no section for data the lab never records
+        assert "Training curves" not in text and "Not available" not in text
         assert "812 MB" in text and "cuda" in text and "300 MB" in text
 
 
