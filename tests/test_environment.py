@@ -353,3 +353,14 @@ def test_the_lab_image_labels_round_trip():
 def test_unique_tag_per_list():
     keys = {Environment.of([f"pkg{i}"]).key for i in range(200)} | {Environment.of([uuid.uuid4().hex]).key}
     assert len(keys) == 201
+
+
+def test_installing_the_labs_packages_keeps_the_installed_torch(tmp_path):
+    from importlib.metadata import version
+
+    from autograder.cli.sandbox import _keep_torch
+
+    pytest.importorskip("torch")
+    args = _keep_torch(["scikit-image>=0.21"], tmp_path)  # a range that would admit a newer torch's dependants
+    assert args[0] == "-c" and Path(args[1]).read_text() == f"torch=={version('torch')}\n"
+    assert _keep_torch(["torchvision==0.29.1", "torch==2.14.1"], tmp_path) == []  # the lab asks for its own pair

@@ -5,6 +5,7 @@ from __future__ import annotations
 import argparse
 import subprocess
 import sys
+import tempfile
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -140,7 +141,29 @@ def cmd_packages(args: argparse.Namespace) -> int:
                   f"{escape(command)}", highlight=False)
         return 1
     err.print(command, markup=False, highlight=False)
-    return subprocess.call([sys.executable, "-m", "pip", "install", *env.install_list(missing)])
+    wanted = env.install_list(missing)
+    with tempfile.TemporaryDirectory() as tmp:
+        keep = _keep_torch(wanted, Path(tmp))
+        return subprocess.call([sys.executable, "-m", "pip", "install", *keep, *wanted])
+
+
+def _keep_torch(wanted: list[str], folder: Path) -> list[str]:
+    """pip's `-c` pinning the torch this Python has, unless the labs ask for torch themselves: a package
+    that admits a newer torch would otherwise pull a multi-GB CUDA build over the pinned CPU one."""
+    from importlib.metadata import PackageNotFoundError, version
+
+    from packaging.requirements import Requirement
+    from packaging.utils import canonicalize_name
+
+    if any(canonicalize_name(Requirement(w).name) in ("torch", "torchvision") for w in wanted):
+        return []
+    try:
+        have = version("torch")
+    except PackageNotFoundError:
+        return []
+    pins = folder / "keep-torch.txt"
+    pins.write_text(f"torch=={have}\n")
+    return ["-c", str(pins)]
 
 
 def prepare_lab_image(lab: Lab, args: argparse.Namespace) -> None:
@@ -197,10 +220,8 @@ def context_dir(root: Path | None) -> Path | None:
 def stale_image(backend, root: Path | None) -> str | None:
     """Grading goes on with an image older than sandbox/ (a TA may rebuild between batches), but says so."""
     from autograder.sandbox.build.image import image_status
-    from autograder.sandbox.engine import DEFAULT_IMAGE
 
-    env = backend.environment
-    base = DEFAULT_IMAGE if env.packages and backend.image == env.image else backend.image  # a lab's: its base
+    base = backend.image  # the base (a lab's image is layered on it and rebuilt with it), or the TA's --image
     status = image_status(backend.client, base, context_dir=context_dir(root))
     if status.stale:
         return (f"the sandbox image {base} is stale ({status.reason}); "
