@@ -193,6 +193,35 @@ def test_the_reference_module_passes_every_test(lab):
     assert failed_tests(lab, lab.source_path("mlp.py")) == set()
 
 
+@pytest.mark.slow
+def test_hidden_tests_judged_at_once_in_several_threads_do_not_disturb_each_other(lab):
+    """`grade --jobs N` judges in threads; the in-process pytest run changes sys.path, sys.modules and the
+    environment, and compiles (assertion rewriting) with CPython's per-interpreter AST state: two at once
+    made one submission's hidden tests a harness error ("AST constructor recursion depth mismatch")."""
+    import threading
+
+    needs_the_labs_packages()
+    mlp = import_module(lab.source_path("mlp.py"))
+    exports, inputs = DirectExports(mlp), lab.inputs()
+    arrays = {name: {k: np.asarray(v) for k, v in fn(exports, inputs).items()} for name, fn, _ in probe_functions(lab)}
+    outcomes: list[tuple[str, int, int]] = []
+    start = threading.Barrier(4)
+
+    def judge() -> None:
+        start.wait()
+        for _ in range(2):
+            context = Context(lab=lab, probes=ProbeData(ProbeReport(status="ok"), arrays=arrays), notebook=None)
+            results, error = run_tests(lab.test_files(), context)
+            outcomes.append((error, len(results), sum(r.outcome == "passed" for r in results)))
+
+    threads = [threading.Thread(target=judge) for _ in range(4)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    assert outcomes == [("", 17, 17)] * 8
+
+
 # pytest.main per module: seconds each, so these run with the slow tests; the reference stays in the fast loop.
 @pytest.mark.slow
 @pytest.mark.parametrize("student, failing", [

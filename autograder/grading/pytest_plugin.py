@@ -17,6 +17,7 @@ from __future__ import annotations
 import math
 import os
 import sys
+import threading
 from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -194,6 +195,18 @@ def run_tests(files: list[Path], context: TestContext) -> tuple[list[HiddenTestR
         "-c", os.devnull, "--rootdir", os.path.commonpath(folders), "-p", "no:cacheprovider", "-p", "no:terminal",
         "-p", "no:stepwise", "-s", "--import-mode=importlib", "-W", "ignore",
     ]
+    with _ONE_AT_A_TIME:
+        return _run(files, folders, args, plugin, context)
+
+
+# pytest runs in this process and changes what is process-wide (sys.path, sys.modules, the environment,
+# and CPython's AST state while it rewrites asserts): `grade --jobs N` judges in threads, so one run at a
+# time. A run takes well under a second against minutes of notebook.
+_ONE_AT_A_TIME = threading.Lock()
+
+
+def _run(files: list[Path], folders: list[Path], args: list[str], plugin: JudgePlugin,
+         context: TestContext) -> tuple[list[HiddenTestResult], str]:
     saved_path = list(sys.path)
     saved_modules = set(sys.modules)
     # Third-party plugins of the host's environment (anyio, ...) have no business here, and loading
