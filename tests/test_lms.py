@@ -392,3 +392,12 @@ def test_grade_reads_a_canvas_download_and_show_names_the_files_as_handed_in(cou
     shown = " ".join(capsys.readouterr().out.split())
     assert "bo: review" in shown and "after the deadline" in shown
     assert "handed in 2026-02-14 08:00 +0100" in shown and "ekbo_LATE_12_101_Toy final.ipynb" in shown
+
+
+def test_a_plain_folders_student_off_the_roster_keeps_its_file_name():
+    from autograder.grading.lms import IntakeReport
+
+    report = IntakeReport(layout="plain", source=Path("subs"), roster=True, mapped=["ana"], off_roster=["flood_output"])
+    assert "  not on the roster (graded under its file or folder name): flood_output" in report.lines()
+    canvas = report.model_copy(update={"layout": "canvas"})
+    assert "  not on the roster (graded under the LMS's name): flood_output" in canvas.lines()

@@ -98,7 +98,8 @@ class IntakeReport(BaseModel):
         if self.by_name:
             lines.append(f"  matched by name, their LMS id not on the roster: {_listed(self.by_name)}")
         if self.roster and self.off_roster:
-            lines.append(f"  not on the roster (graded under the LMS's name): {_listed(self.off_roster)}")
+            named = "its file or folder name" if self.layout == "plain" else "the LMS's name"
+            lines.append(f"  not on the roster (graded under {named}): {_listed(self.off_roster)}")
         if self.no_hand_in:
             lines.append(f"  on the roster without a hand-in: {_listed(self.no_hand_in)}")
         if self.unmatched:
