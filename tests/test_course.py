@@ -14,8 +14,10 @@ from autograder.errors import ConfigError
 from autograder.publish.course import (
     CourseSpec,
     course_results,
+    lab_headings,
     load_course,
     load_roster,
+    missing_lines,
     module_grade,
     results_table,
     summary,
@@ -134,8 +136,26 @@ def test_the_roster_adds_who_never_handed_in_and_marks_who_it_lacks(store: Store
     console = Console(record=True, width=200)
     console.print(results_table(spec, grades))
     text = console.export_text()
-    assert "DT9000 / LAB1" in text and "not in the roster" in text and "lab3-autoencoder (optional)" in text
+    assert "DT9000 / LAB1" in text and "not in the roster" in text
+    assert "lab3*" in text and "lab1 = lab1-mlp" in text and "optional: lab3 = lab3-autoencoder" in text
     assert summary(grades) == "3 students: U: 3"
+
+
+def test_what_is_missing_goes_under_a_narrow_table_each_line_escaped():
+    g = module_grade(course(), "ana\x1b[31m", {"lab1-mlp": result("ana", "lab1-mlp", "G")})
+    console = Console(record=True, width=80)
+    console.print(results_table(course(), [g], missing=False))
+    for line in missing_lines([g]):
+        console.print(line)
+    text = console.export_text()
+    assert "Missing" not in text.split("lab1 = ")[0]  # no column for it
+    assert "ana:\n  lab2-cnn: not handed in\n" in text and "\x1b" not in text  # the escape sequence dropped
+
+
+def test_lab_columns_are_headed_short_where_that_is_unique():
+    assert lab_headings(["lab1-mlp", "lab2-cnn"]) == {"lab1-mlp": "lab1", "lab2-cnn": "lab2"}
+    assert lab_headings(["lab1-mlp", "lab1-extra", "final"]) == {"lab1-mlp": "lab1-mlp", "lab1-extra": "lab1-extra",
+                                                                "final": "final"}
 
 
 def test_a_student_named_like_markup_is_printed_as_text():

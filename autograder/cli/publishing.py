@@ -114,10 +114,16 @@ def add_course(sub: argparse._SubParsersAction, p: Parents) -> None:
 
 
 def cmd_course_results(args: argparse.Namespace) -> int:
-    from autograder.publish.course import course_results, load_course, results_table, summary
+    from autograder.publish.course import course_results, load_course, missing_lines, results_table, summary
 
     course = load_course(args.course, args.root)
     grades = course_results(course, options.store(args), on=args.date)
-    out.print(results_table(course, grades))
+    # Nine columns and a sentence each: where the terminal is narrower, what is missing goes under the table.
+    wide = out.width >= 140
+    out.print(results_table(course, grades, missing=wide))
+    if not wide and any(g.missing for g in grades):
+        out.print("\nMissing:")
+        for line in missing_lines(grades):
+            out.print(line)
     out.print(clean(summary(grades)))
     return 0

@@ -119,22 +119,47 @@ def _missing_line(s: LabStanding) -> str:
     return f"{s.lab}: the grader could not grade it (error); a teacher will look at it"
 
 
-def results_table(course: CourseSpec, grades: list[ModuleGrade]) -> Table:
-    """What `autograder course results` prints: one row a student, a column a lab, then what is missing."""
-    t = Table(title=f"{course.code}{f' ({course.name})' if course.name else ''}", title_justify="left")
+def results_table(course: CourseSpec, grades: list[ModuleGrade], missing: bool = True) -> Table:
+    """What `autograder course results` prints: one row a student, a column a lab, then what is missing
+    (`missing=False` leaves that column out, for a terminal too narrow to hold it: see `missing_lines`)."""
+    heads = lab_headings([entry.lab for entry in course.labs])
+    optional = [f"{heads[e.lab]} = {e.lab}" if heads[e.lab] != e.lab else e.lab for e in course.labs if not e.required]
+    legend = [f"{heads[e.lab]} = {e.lab}" for e in course.labs if e.required and heads[e.lab] != e.lab]
+    caption = "; ".join(legend + ([f"optional: {', '.join(optional)}"] if optional else []))
+    t = Table(title=f"{course.code}{f' ({course.name})' if course.name else ''}", title_justify="left",
+              caption=caption or None, caption_justify="left")
     t.add_column("Student", no_wrap=True)
-    t.add_column("Name")
+    t.add_column("Name", min_width=8)
     t.add_column("Module", no_wrap=True)
-    for entry in course.labs:
-        t.add_column(entry.lab + ("" if entry.required else " (optional)"), no_wrap=True)
+    for entry in course.labs:  # short headings: a course of four labs still fits a terminal
+        t.add_column(heads[entry.lab] + ("" if entry.required else "*"), no_wrap=True)
     t.add_column("Date", no_wrap=True)
-    t.add_column("Missing", max_width=70, overflow="fold")
+    if missing:
+        t.add_column("Missing", max_width=70, overflow="fold")
     for g in grades:
         cells = [Text(s.verdict or "-", style=STYLE.get(s.verdict or "", "dim")) for s in g.labs]
         name = clean(g.name) if g.in_roster else Text("not in the roster", style="bold yellow")
         t.add_row(clean(g.student), name, Text(g.grade, style=STYLE.get(g.grade, "bold yellow")), *cells,
-                  str(g.exam_date or ""), "; ".join(g.missing))
+                  str(g.exam_date or ""), *(["; ".join(g.missing)] if missing else []))
     return t
+
+
+def missing_lines(grades: list[ModuleGrade]) -> list[Text]:
+    """What keeps each student from G, a line a lab, under the table where the table has no room for it."""
+    lines = []
+    for g in grades:
+        if g.missing:
+            lines.append(clean(g.student).append(":"))
+            lines += [Text("  ").append_text(clean(line)) for line in g.missing]
+    return lines
+
+
+def lab_headings(labs: list[str]) -> dict[str, str]:
+    """lab -> its column heading: the name up to its first hyphen ('lab1' for lab1-mlp) where that is
+    unique among the course's labs, else the whole name."""
+    short = {lab: lab.split("-", 1)[0] for lab in labs}
+    counts = {h: list(short.values()).count(h) for h in short.values()}
+    return {lab: head if counts[head] == 1 else lab for lab, head in short.items()}
 
 
 def summary(grades: list[ModuleGrade]) -> str:
