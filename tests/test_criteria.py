@@ -766,3 +766,25 @@ def test_model_size_on_a_real_torch_export(course, submissions, grade):
     assert results["small"].probes.models["model"].bytes == small.details["bytes"] > 0
     assert large.status == "fail" and large.message.startswith("`model` has 300 parameters, more than the 10 allowed")
     assert array.status == "fail" and "not a PyTorch module" in array.message
+
+
+def test_reading_calls_waits_while_another_thread_makes_asts():
+    """CPython 3.11 shares the AST constructor's depth between threads (gh-106905): pytest rewriting a
+    test's asserts in one `--jobs` thread while forbidden-calls parses in another failed one of them with
+    SystemError. Both take AST_LOCK; here the reader waits for a thread that holds it."""
+    import threading
+
+    from autograder.criteria.analysis.calls import AST_LOCK, find_uses
+
+    done = threading.Event()
+
+    def read() -> None:
+        find_uses(new_notebook(cells=[new_code_cell("import sklearn\nsklearn.svm.SVC()")]), ["sklearn"])
+        done.set()
+
+    with AST_LOCK:
+        reader = threading.Thread(target=read)
+        reader.start()
+        assert not done.wait(0.5)  # parked on the lock, not parsing beside its holder
+    assert done.wait(30)
+    reader.join()

