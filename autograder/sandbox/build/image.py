@@ -458,13 +458,17 @@ def keep_stage(client: docker.DockerClient, image_id: str, name: str) -> None:
 
 
 def _link_tree(src: Path, dst: Path) -> None:
-    """Hard links where the file system allows (torch is hundreds of MB), copies where not."""
     dst.mkdir()
     for path in src.iterdir():
-        try:
-            os.link(path, dst / path.name)
-        except OSError:
-            shutil.copy2(path, dst / path.name)
+        link_or_copy(path, dst / path.name)
+
+
+def link_or_copy(src: Path, dst: Path) -> None:
+    """A hard link where the file system allows (torch is hundreds of MB), a copy where not."""
+    try:
+        os.link(src, dst)
+    except OSError:
+        shutil.copy2(src, dst)
 
 
 # --- is the image current? --------------------------------------------------------------------

@@ -28,7 +28,7 @@ from pydantic import BaseModel, Field
 
 from autograder.errors import UserError
 from autograder.labs.environment import Environment
-from autograder.sandbox.build.image import _build, _run, default_wheelhouse_dir, smoke_test
+from autograder.sandbox.build.image import _build, _run, default_wheelhouse_dir, link_or_copy, smoke_test
 from autograder.sandbox.build.wheelhouse import Log, Target, download_wheelhouse, quiet, sha256_text
 from autograder.sandbox.engine import DEFAULT_IMAGE, LABEL, engine, explain, has_image
 
@@ -229,7 +229,7 @@ def build_lab_image(
             name, version, *_ = parse_wheel_filename(wheel.name)
             if facts.dists.get(name) == str(version):
                 continue  # installed in the base already: pip keeps it, and the context stays small
-            _link(wheel, house / wheel.name)
+            link_or_copy(wheel, house / wheel.name)
         (house / "requirements.txt").write_text(requirements)
         (house / "constraints.txt").write_text(constraint_text)
         (house / "overlay.py").write_text(OVERLAY)
@@ -281,16 +281,6 @@ def _import_names(client: docker.DockerClient, image: str, distribution: str) ->
         return json.loads(_run(client, image, ["python", "-c", script, distribution]).strip().splitlines()[-1])
     except (UserError, ValueError, IndexError):
         return []
-
-
-def _link(src: Path, dst: Path) -> None:
-    import os
-    import shutil
-
-    try:
-        os.link(src, dst)
-    except OSError:
-        shutil.copy2(src, dst)
 
 
 def lab_images(client: docker.DockerClient) -> list[str]:
