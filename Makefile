@@ -6,6 +6,7 @@ BIN    := $(VENV)/bin
 TORCH  ?= torch==2.13.0
 STAMP  := $(VENV)/.installed
 DEV    := $(VENV)/.dev-installed
+RAY    := $(VENV)/.ray-installed
 DB     ?= .autograder/grades.db
 JOBS   ?= 2
 LABS   ?= lab1-mlp lab2-cnn lab3-autoencoder lab4-numpy-mlp
@@ -38,12 +39,18 @@ demo: install
 	done
 	$(BIN)/autograder course results --db $(DB)
 
-# Everything: the slow tests run real notebooks, sandboxes and a browser (about a quarter of an hour).
-test: install
+# The `ray` extra, for the tests only: they start a Ray cluster on this machine (tests/test_ray.py).
+# `make demo` grades on this machine and does not need it.
+$(RAY): $(STAMP) pyproject.toml
+	$(BIN)/python -m pip install --quiet -e ".[semantic,ray]"
+	@touch $@
+
+# Everything: the slow tests run real notebooks, sandboxes, a Ray cluster and a browser (about a quarter of an hour).
+test: install $(RAY)
 	$(BIN)/python -m pytest $(PYTEST_ARGS)
 
 # The loop while working: all but the `slow` tests, in under two minutes.
-test-fast: install
+test-fast: install $(RAY)
 	$(BIN)/python -m pytest -m "not slow" -q $(PYTEST_ARGS)
 
 # ruff, mypy and the type stubs: the `dev` extra, installed on first use (the demo does not need them).

@@ -3,6 +3,8 @@
 Results are appended, never updated, so a regrade keeps the history; the latest row per
 student is the current result. Stage rows record what each stage produced under the hash of its
 inputs, so a changed rubric re-judges from recorded outputs instead of re-running notebooks.
+Embedding rows keep the reflections' sentence vectors by the hash of the text and the model, so a
+rerun or a re-judge does not load the model for texts it has seen (criteria/analysis/embeddings.py).
 """
 
 from __future__ import annotations
@@ -10,9 +12,10 @@ from __future__ import annotations
 import json
 import sqlite3
 import threading
-from collections.abc import Iterable
+from collections.abc import Iterable, Sequence
 from datetime import UTC, datetime
 from pathlib import Path
+from typing import Any
 
 from pydantic import BaseModel, Field
 from pydantic_core import PydanticSerializationError
@@ -21,7 +24,7 @@ from autograder.errors import UserError
 from autograder.ids import readable, student_id
 from autograder.results import Lateness, Override, SubmissionResult, now
 
-SCHEMA_VERSION = 3  # 2: TA overrides; 3: hand-ins (when each was handed in)
+SCHEMA_VERSION = 4  # 2: TA overrides; 3: hand-ins (when each was handed in); 4: sentence embeddings
 DEFAULT_DB = Path(".autograder") / "grades.db"
 
 _SCHEMA = """
@@ -69,7 +72,19 @@ CREATE TABLE IF NOT EXISTS handins (
     seen_at TEXT NOT NULL,
     UNIQUE (lab, student, submission_hash, handed_in)
 );
+CREATE TABLE IF NOT EXISTS embeddings (
+    model TEXT NOT NULL,
+    text_sha256 TEXT NOT NULL,
+    dim INTEGER NOT NULL,
+    vector BLOB NOT NULL,
+    created_at TEXT NOT NULL,
+    PRIMARY KEY (model, text_sha256)
+);
 """
+# The embeddings table's columns, in order: a table of that name laid out otherwise (an older or foreign
+# layout) is a cache, so it is dropped and made again rather than read wrongly.
+_EMBEDDING_COLUMNS = ["model", "text_sha256", "dim", "vector", "created_at"]
+_LOOKUP_CHUNK = 500  # keys per query: under SQLite's limit on bound parameters in every version
 
 
 def _text(student: str) -> str:
@@ -138,17 +153,25 @@ class Store:
             self.path.parent.mkdir(parents=True, exist_ok=True)
             self._db = sqlite3.connect(self.path, timeout=30, check_same_thread=False, isolation_level=None)
             self._db.execute("PRAGMA journal_mode=WAL")
+            self._db.executescript(_SCHEMA.split(";", 1)[0])  # meta first: its version decides the rest
+            row = self._db.execute("SELECT value FROM meta WHERE key='schema_version'").fetchone()
+            if row is not None and int(row[0]) > SCHEMA_VERSION:
+                raise UserError(f"{self.path} was written by a newer autograder (schema {row[0]})",
+                                "upgrade autograder")
+            # Older stores gain the new tables (CREATE ... IF NOT EXISTS) and keep their rows.
+            self._migrate_embeddings()
             self._db.executescript(_SCHEMA)
+            self._db.execute("INSERT OR REPLACE INTO meta VALUES ('schema_version', ?)", (str(SCHEMA_VERSION),))
         except (sqlite3.Error, OSError) as exc:
             raise UserError(f"{self.path}: cannot open the results store: {exc}",
                             "pass --db with a writable path to an autograder database") from exc
         self._lock = threading.Lock()
-        row = self._db.execute("SELECT value FROM meta WHERE key='schema_version'").fetchone()
-        if row is not None and int(row[0]) > SCHEMA_VERSION:
-            raise UserError(f"{self.path} was written by a newer autograder (schema {row[0]})",
-                            "upgrade autograder")
-        # Older stores gain the new tables above (CREATE ... IF NOT EXISTS) and keep their rows.
-        self._db.execute("INSERT OR REPLACE INTO meta VALUES ('schema_version', ?)", (str(SCHEMA_VERSION),))
+
+    def _migrate_embeddings(self) -> None:
+        """An embeddings table laid out otherwise than this version's is only a cache: made again, empty."""
+        columns = [r[1] for r in self._db.execute("PRAGMA table_info(embeddings)")]
+        if columns and columns != _EMBEDDING_COLUMNS:
+            self._db.execute("DROP TABLE embeddings")
 
     @classmethod
     def reader(cls, path: Path, timeout: float = 5.0) -> Store:
@@ -319,3 +342,36 @@ class Store:
         return [HandIn(lab=r[0], student=r[1], submission_hash=r[2], handed_in=r[3] or None,
                        late=None if r[4] == "null" else Lateness.model_validate_json(r[4]),
                        originals=json.loads(r[5]), source=r[6], seen_at=r[7]) for r in rows]
+
+    def embeddings(self, model: str, keys: Sequence[str]) -> dict[str, tuple[Any, Any]]:
+        """key -> (dimensions, vector bytes) of the texts' vectors kept for this model, as stored: the caller
+        checks them (a row of the wrong size is a miss). Empty on a store without the table (read-only, old)."""
+        found: dict[str, tuple[Any, Any]] = {}
+        keys = list(dict.fromkeys(keys))
+        with self._lock:
+            for start in range(0, len(keys), _LOOKUP_CHUNK):
+                chunk = keys[start:start + _LOOKUP_CHUNK]
+                try:
+                    rows = self._db.execute(
+                        "SELECT text_sha256, dim, vector FROM embeddings WHERE model=? AND text_sha256 IN"
+                        f" ({','.join('?' * len(chunk))})", (model, *chunk)).fetchall()
+                except sqlite3.OperationalError:  # no such table (a reader on an older store)
+                    return {}
+                found.update({key: (dim, vector) for key, dim, vector in rows})
+        return found
+
+    def add_embeddings(self, model: str, rows: Iterable[tuple[str, int, bytes]]) -> None:
+        """Keep vectors (key, dimensions, float32 bytes) for this model in one transaction, replacing a row
+        under the same key (one found corrupt and recomputed)."""
+        at = now().isoformat()
+        values = [(model, key, dim, sqlite3.Binary(vector), at) for key, dim, vector in rows]
+        if not values:
+            return
+        with self._lock:
+            self._db.execute("BEGIN IMMEDIATE")
+            try:
+                self._db.executemany("INSERT OR REPLACE INTO embeddings VALUES (?,?,?,?,?)", values)
+                self._db.execute("COMMIT")
+            except BaseException:
+                self._db.execute("ROLLBACK")
+                raise

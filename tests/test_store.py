@@ -12,7 +12,7 @@ import pytest
 from autograder.errors import UserError
 from autograder.publish.export import to_csv, to_json
 from autograder.results import CriterionResult, SubmissionResult
-from autograder.store import StageRecord, Store
+from autograder.store import SCHEMA_VERSION, StageRecord, Store
 
 
 def result(student="ana", verdict="G", sha="abc", rubric="r1", status="pass") -> SubmissionResult:
@@ -176,7 +176,7 @@ def test_a_version_2_store_is_upgraded_in_place_and_keeps_its_results(tmp_path):
         assert kept.verdict == "G" and kept.handed_in is None and kept.late is None
         assert s.handins("toy") == []
         version = s._db.execute("SELECT value FROM meta WHERE key='schema_version'").fetchone()[0]
-        assert version == "3"
+        assert version == str(SCHEMA_VERSION)
     finally:
         s.close()
 

@@ -99,7 +99,9 @@ def test_killed_kernel_is_the_students_failure_with_the_cell(submissions, grade)
     submissions("exit", "import os\nos._exit(3)")
     r = grade(submissions.folder)["exit"]
     assert r.verdict == "U"
-    assert by_id(r)["runs"].message == "Cell 4 crashed the notebook's kernel."
+    # Retried once (a sandbox dying may be the machine's doing); the same crash twice is the student's.
+    message = by_id(r)["runs"].message
+    assert message.startswith("Cell 4 crashed the notebook's kernel") and "both runs" in message
 
 
 def test_unreadable_notebook_gets_a_verdict_not_a_crash(submissions, grade):

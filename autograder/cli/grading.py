@@ -75,30 +75,59 @@ def grade(lab: Lab, submissions: list[Submission], store: Store, args: argparse.
     """Grade a batch as the options say, telling the TA what they should know first (the intake report,
     once the options are known to be good), with a progress bar."""
     grader = grader_from(lab, store, args, force)
-    say(*intake)
-    for note in backend_notes(grader.backend, args):
-        say(f"note: {note}")
-    for note in grader.notes:
-        say(f"note: {note}")
-    return with_progress(grader, lab, submissions)
+    try:
+        say(*intake)
+        for note in backend_notes(grader.backend, args):
+            say(f"note: {note}")
+        for note in grader.notes:
+            say(f"note: {note}")
+        return with_progress(grader, lab, submissions)
+    finally:
+        grader.executor.close()
 
 
 def grader_from(lab: Lab, store: Store, args: argparse.Namespace, force: bool) -> Grader:
     """The grader the options ask for; a usage error naming the option a model refuses."""
     from autograder.grading.pipeline import Grader, Options
-    from autograder.sandbox import BackendSettings, get_backend
     from autograder.sandbox.gpus import parse_ids
 
-    if args.jobs < 1:
+    if args.jobs is not None and args.jobs < 1:
         raise UserError("--jobs must be at least 1")
+    ray = args.executor == "ray"
+    if args.address is not None and not ray:
+        raise UserError("--address is for --executor ray", "add --executor ray to grade on that Ray cluster")
+    if ray and args.gpus is not None:
+        raise UserError("--gpus is for the local executor: on Ray, each node's GPUs are the ones its "
+                        "`ray start --num-gpus` declares", "leave out --gpus")
     try:
-        opts = Options(force=force, jobs=args.jobs, limits=options.limits(args), jobs_per_gpu=args.jobs_per_gpu,
-                       gpus=None if args.gpus is None else parse_ids(args.gpus))
-        prepare_lab_image(lab, args)
-        backend = get_backend(args.backend, BackendSettings(image=args.image, runtime=args.runtime))
+        opts = Options(force=force, jobs=args.jobs or (0 if ray else 1), limits=options.limits(args),
+                       jobs_per_gpu=args.jobs_per_gpu, gpus=None if args.gpus is None else parse_ids(args.gpus),
+                       executor=args.executor, address=args.address)
+        if ray:
+            backend = node_backend(args)
+        else:
+            prepare_lab_image(lab, args)
+            backend = local_backend(args)
         return Grader(lab, store, backend, opts)
     except ValidationError as exc:
         raise options.option_error(exc) from None
+
+
+def local_backend(args: argparse.Namespace) -> SandboxBackend:
+    from autograder.sandbox import BackendSettings, get_backend
+
+    return get_backend(args.backend, BackendSettings(image=args.image, runtime=args.runtime))
+
+
+def node_backend(args: argparse.Namespace) -> SandboxBackend:
+    """The backend each Ray node runs the stages with, checked there and not here (this machine may have no
+    engine at all). `auto` is docker: a cluster grades isolated unless --backend local says otherwise."""
+    from autograder.sandbox import AUTO, BACKENDS, BackendSettings
+
+    name = "docker" if args.backend == AUTO else args.backend
+    if name not in BACKENDS:
+        raise UserError(f"unknown sandbox backend {name!r}", f"choose one of: {', '.join([AUTO, *sorted(BACKENDS)])}")
+    return BACKENDS[name](BackendSettings(image=args.image, runtime=args.runtime))
 
 
 def backend_notes(backend: SandboxBackend, args: argparse.Namespace) -> list[str]:
@@ -106,12 +135,12 @@ def backend_notes(backend: SandboxBackend, args: argparse.Namespace) -> list[str
     from autograder.sandbox import AUTO
 
     notes = []
-    if backend.name == "docker":
+    if backend.name == "docker" and args.executor != "ray":  # on Ray, each node checks its own image
         stale = stale_image(backend, args.root)
         if stale:
             notes.append(stale)
     if not backend.isolates:
-        why = "no Docker engine answers, so " if args.backend == AUTO else ""
+        why = "no Docker engine answers, so " if args.backend == AUTO and args.executor != "ray" else ""
         notes.append(f"{why}the {backend.name} backend runs student code without isolation; "
                      "use it for your own notebooks and trusted samples")
     return notes

@@ -89,12 +89,23 @@ def parents() -> Parents:
     run = argparse.ArgumentParser(add_help=False)
     run.add_argument("--backend", default=os.environ.get("AUTOGRADER_BACKEND", "auto"),
                      help="sandbox backend: docker (isolated), local (no isolation), or auto: docker whenever an "
-                     "engine answers, else local (default: $AUTOGRADER_BACKEND or auto)")
+                     "engine answers, else local (default: $AUTOGRADER_BACKEND or auto). With --executor ray, each "
+                     "node's backend, and auto is docker")
     run.add_argument("--image", help="docker backend: the sandbox image (default: autograder-sandbox:latest)")
     run.add_argument("--runtime", help="docker backend: the OCI runtime, e.g. runsc for gVisor")
-    run.add_argument("--jobs", "-j", type=int, default=1, help="submissions graded at once (default 1)")
-    run.add_argument("--gpus", help="GPU ids runs may use, e.g. 0,1, or 'none' (default: every GPU nvidia-smi lists)")
-    run.add_argument("--jobs-per-gpu", type=int, default=1, help="runs that share one GPU at once (default 1)")
+    run.add_argument("--jobs", "-j", type=int, help="submissions graded at once (default 1; with --executor ray, "
+                     "the cluster's CPUs over the lab's cpus)")
+    run.add_argument("--executor", choices=["local", "ray"], default="local",
+                     help="where the sandboxes run: local (this machine; the default) or ray (as Ray tasks on a "
+                     "cluster, each node with its own Docker engine and image; needs autograder[ray]). Judging "
+                     "and the results store stay on this machine")
+    run.add_argument("--address", metavar="ADDR", help="--executor ray: the cluster's head node as HOST:PORT "
+                     "(what `ray start --head` printed; default: $RAY_ADDRESS, else a cluster started on this machine "
+                     "with `ray start`, else Ray started for this command alone)")
+    run.add_argument("--gpus", help="GPU ids runs may use, e.g. 0,1, or 'none' (default: every GPU nvidia-smi "
+                     "lists; with --executor ray, each node's GPUs are those its `ray start --num-gpus` declares)")
+    run.add_argument("--jobs-per-gpu", type=int, default=1, help="runs that share one GPU at once (default 1; "
+                     "with --executor ray, a run asks Ray for 1/JOBS_PER_GPU of a GPU)")
     run.add_argument("--timeout", type=positive, help="override the lab's whole-run time limit, in seconds")
     run.add_argument("--cell-timeout", type=positive, help="override the lab's per-cell time limit, in seconds")
     run.add_argument("--memory", type=size, help="override the lab's memory limit, e.g. 2GiB")

@@ -309,10 +309,11 @@ class Reflection(Criterion):
         own_text = blank(text, echoed_spans(text, template))
         own = len(tokens(own_text))
         uses_model = bool(s.themes or s.reference_similarity is not None) and embeddings.available()
-        themes = self._themes(text, own_text, template, uses_model) if s.themes else None
-        ref = None
-        if reference and words:  # the whole text as stored in details, so a cohort pass reuses its embedding
-            ref = originality.compare(text.strip(), reference, ignore=template, semantic=uses_model)
+        try:
+            themes, ref = self._measured(text, own_text, template, reference, uses_model)
+        except embeddings.Unavailable:  # the model failed to load just now: keywords decide, and say why
+            uses_model = False
+            themes, ref = self._measured(text, own_text, template, reference, uses_model)
         similarity = round(share_from(own_text, template), 3) if tokens(template) else 0.0
         function_share, keyword_share = round(stop_share(words), 3), self._keyword_share(own_text)
         if where:  # what the student is told was read: the file, the section, the words
@@ -344,6 +345,15 @@ class Reflection(Criterion):
                                 "your own answer to the question and hand in again.", **details)
         return self._decide(own, own < len(words), similarity, themes, ref, function_share, keyword_share,
                             uses_model, details)
+
+    def _measured(self, text: str, own_text: str, template: str, reference: str | None, uses_model: bool,
+                  ) -> tuple[dict[str, Any] | None, originality.Similarity | None]:
+        """(themes, likeness to the reference): what the model measures, where it is used."""
+        themes = self._themes(text, own_text, template, uses_model) if self.spec.themes else None
+        ref = None
+        if reference and tokens(text):  # the whole text as stored in details, so a cohort pass reuses its vector
+            ref = originality.compare(text.strip(), reference, ignore=template, semantic=uses_model)
+        return themes, ref
 
     def _decide(self, own: int, echoed: bool, similarity: float, themes: dict | None,
                 ref: originality.Similarity | None, function_share: float, keyword_share: float,

@@ -11,6 +11,7 @@ Names of the other student stay in the TA's evidence (`details`), never in the s
 
 from __future__ import annotations
 
+from autograder.criteria.analysis import embeddings
 from autograder.criteria.analysis.originality import find_copies
 from autograder.criteria.reflection import ReflectionSpec, template_text
 from autograder.grading.decisions import apply_overrides
@@ -30,22 +31,29 @@ def cross_check(lab: Lab, store: Store) -> dict[str, SubmissionResult]:
         return {}
     current = {r.student: r for r in store.latest(lab.name)}
     changed: dict[str, SubmissionResult] = {}
-    for spec in specs:
-        texts = {s: str(c.details["text"]) for s, r in current.items()
-                 for c in r.criteria if c.id == spec.id and c.details.get("text")}
-        matches: dict[str, list[dict]] = {}
-        for pair in find_copies(texts, ignore=template_text(lab, spec)):
-            for me, other in ((pair.a, pair.b), (pair.b, pair.a)):
-                matches.setdefault(me, []).append(
-                    {"student": other, "similarity": pair.similarity, "lexical": pair.lexical,
-                     "semantic": pair.semantic, "by": pair.by})
-        for student, result in current.items():
-            c = next((c for c in result.criteria if c.id == spec.id), None)
-            if c is not None and _update(c, matches.get(student, [])):
-                changed[student] = apply_overrides(result, store)  # which decides the verdict again
+    with embeddings.kept_in(store):  # texts seen in an earlier run need no model
+        for spec in specs:
+            _check(lab, store, spec, current, changed)
     for result in changed.values():
         store.record(result)
     return changed
+
+
+def _check(lab: Lab, store: Store, spec: ReflectionSpec, current: dict[str, SubmissionResult],
+           changed: dict[str, SubmissionResult]) -> None:
+    """One reflection criterion's part, over the whole cohort: into `changed`, the results it changed."""
+    texts = {s: str(c.details["text"]) for s, r in current.items()
+             for c in r.criteria if c.id == spec.id and c.details.get("text")}
+    matches: dict[str, list[dict]] = {}
+    for pair in find_copies(texts, ignore=template_text(lab, spec)):
+        for me, other in ((pair.a, pair.b), (pair.b, pair.a)):
+            matches.setdefault(me, []).append(
+                {"student": other, "similarity": pair.similarity, "lexical": pair.lexical,
+                 "semantic": pair.semantic, "by": pair.by})
+    for student, result in current.items():
+        c = next((c for c in result.criteria if c.id == spec.id), None)
+        if c is not None and _update(c, matches.get(student, [])):
+            changed[student] = apply_overrides(result, store)  # which decides the verdict again
 
 
 def _update(c: CriterionResult, similar: list[dict]) -> bool:

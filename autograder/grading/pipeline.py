@@ -15,37 +15,39 @@ import time
 import traceback
 from collections.abc import Callable, Iterable
 from concurrent.futures import ThreadPoolExecutor
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import TypeVar
 
 from autograder import __version__
 from autograder.artifacts import stage_folder
+from autograder.criteria.analysis import embeddings
 from autograder.criteria.base import DEFAULT_ADVICE, ProbeData
 from autograder.errors import UserError
+from autograder.grading import pytest_plugin
 from autograder.grading.cohort import cross_check
 from autograder.grading.decisions import apply_overrides
-from autograder.grading.execute import Executed, execute, modules
+from autograder.grading.execute import Executed, modules
 from autograder.grading.execute import request as execute_request
+from autograder.grading.executors import ExecutorSettings, get_executor
 from autograder.grading.intake import Submission
-from autograder.grading.judge import judge
+from autograder.grading.judge import TestsRecord, judge
 from autograder.grading.lateness import stamp
-from autograder.grading.probe import load_outputs, probe
+from autograder.grading.probe import load_outputs
 from autograder.labs.lab import Lab, sha256_files
 from autograder.labs.spec import Limits
 from autograder.notebooks import load_notebook
 from autograder.results import CriterionResult, ExecutionResult, ProbeReport, SubmissionResult
 from autograder.sandbox import SandboxBackend
 from autograder.sandbox.base import CANCEL, RUNNER
-from autograder.sandbox.gpus import GpuPool
-from autograder.sandbox.gpus import detect as detect_gpus
 from autograder.sandbox.runner import scrub_paths
 from autograder.store import HandIn, StageRecord, Store, storable
-from autograder.workspace import remove_tree
+from autograder.workspace import remove_tree, sweep
 
 log = logging.getLogger(__name__)
 StageResult = TypeVar("StageResult", ExecutionResult, ProbeReport)
 _RUNNER_HASH = sha256_files([RUNNER])[:16]
+_TESTS_HASH = sha256_files([Path(pytest_plugin.__file__)])[:16]  # how hidden tests are run and read
 
 
 @dataclass
@@ -56,6 +58,8 @@ class Options:
     scratch: Path | None = None  # where work dirs go (default: the system temp dir)
     gpus: list[str] | None = None  # host GPU ids runs may use (default: every GPU nvidia-smi lists)
     jobs_per_gpu: int = 1  # runs sharing one GPU at once
+    executor: str = "local"  # where the sandbox stages run: this process, or Ray tasks (executors.EXECUTORS)
+    address: str | None = None  # ray: the cluster's address (default: $RAY_ADDRESS, else Ray on this machine)
 
 
 def _key(*parts: object) -> str:
@@ -68,42 +72,57 @@ class Grader:
     def __init__(self, lab: Lab, store: Store, backend: SandboxBackend, options: Options | None = None) -> None:
         self.lab, self.store, self.backend = lab, store, backend
         self.options = options or Options()
-        backend.prepare(lab.spec.packages)  # the lab's packages: missing ones stop the batch, never a student
+        self.executor = get_executor(self.options.executor, backend, ExecutorSettings(
+            address=self.options.address, gpus=self.options.gpus, jobs_per_gpu=self.options.jobs_per_gpu,
+            scratch=self.options.scratch))
         self.notes: list[str] = []  # said once per batch, e.g. that a GPU lab runs on the CPU here
-        limits = Limits.model_validate({**lab.spec.limits.model_dump(), **self.options.limits})
-        self.gpu_pool = self._gpu_pool(max(limits.gpus, lab.spec.probe_limits.gpus))
-        self.limits = self._placed(limits, "the notebook")
-        self.probe_limits = self._placed(lab.spec.probe_limits, "the probes")
+        self._reflects = any(c.kind == "reflection" for c in lab.rubric.criteria)
+        embeddings.remember(store)  # sentence vectors are kept by their text: a re-judge loads no model
+        try:
+            limits = Limits.model_validate({**lab.spec.limits.model_dump(), **self.options.limits})
+            needed = max(limits.gpus, lab.spec.probe_limits.gpus)
+            self._gpus_here = self.executor.gpu_count() if needed else 0  # nvidia-smi or Ray asked only for GPU labs
+            self.limits = self._placed(limits, "the notebook")
+            self.probe_limits = self._placed(lab.spec.probe_limits, "the probes")
+            # the lab's packages, image or cluster: what can't run stops the batch, never blames a student
+            self.executor.prepare(lab, [self.limits, self.probe_limits])
+        except BaseException:
+            self.executor.close()  # a cluster connection made for nothing
+            raise
+        if self.options.jobs < 1:  # not chosen: as many as the executor can run at once
+            self.options = replace(self.options, jobs=self.executor.default_jobs(self.limits))
         self._locks: dict[str, threading.Lock] = {}
         self._locks_guard = threading.Lock()
         self._fresh: dict[str, StageRecord] = {}  # stages run by this grader, by input hash
 
-    def _gpu_pool(self, needed: int) -> GpuPool:
-        if needed == 0:
-            return GpuPool([])
-        ids = self.options.gpus if self.options.gpus is not None else [g.index for g in detect_gpus()]
-        return GpuPool(ids, self.options.jobs_per_gpu)
-
     def _placed(self, limits: Limits, what: str) -> Limits:
         """Limits as they will run here: a GPU lab on a host without enough GPUs runs on the CPU
         where the lab allows it, and otherwise stops before the batch starts."""
-        have = len(self.gpu_pool.ids)
+        have = self._gpus_here
         if limits.gpus <= have:
             return limits
-        found = f"only {have} GPU(s) are available" if have else "no GPU is available (nvidia-smi lists none)"
+        ray = self.executor.name == "ray"
+        where = "on any one node of the Ray cluster" if ray else ""
+        found = (f"only {have} GPU(s) are available {where}".rstrip() if have else
+                 f"no GPU is available {where or '(nvidia-smi lists none)'}")
+        fix = "add nodes with GPUs to the cluster (`ray start --num-gpus N`)" if ray else \
+            "grade on a GPU host (see `autograder sandbox doctor`), pass --gpus IDS"
         if limits.cpu_fallback:
             note = f"{self.lab.name} asks for {limits.gpus} GPU(s) for {what}, but {found}: running on the CPU"
             if note not in self.notes:
                 self.notes.append(note + ", as the lab allows")
             return limits.model_copy(update={"gpus": 0})
         raise UserError(f"lab {self.lab.name} needs {limits.gpus} GPU(s) for {what}, but {found}",
-                        "grade on a GPU host (see `autograder sandbox doctor`), pass --gpus IDS, or set "
-                        "limits.cpu_fallback: true in lab.yaml if the lab can run on a CPU")
+                        f"{fix}, or set limits.cpu_fallback: true in lab.yaml if the lab can run on a CPU")
 
     def grade_all(self, submissions: Iterable[Submission],
                   on_done: Callable[[SubmissionResult, bool], None] | None = None) -> list[SubmissionResult]:
         """Grade every submission (jobs in parallel); results come back in the given order."""
         subs = list(submissions)
+        # What a grading killed with SIGKILL left (work dirs, the local backend's runs in them); the
+        # docker backend removes such a run's containers when it starts (containers.remove_leftovers).
+        for path in sweep(self.options.scratch):
+            log.info("removed %s, left by a grading run that was killed", path)
 
         def one(sub: Submission) -> SubmissionResult:
             result, cached = self.grade(sub)
@@ -124,6 +143,7 @@ class Grader:
             raise
         finally:
             pool.shutdown(wait=True, cancel_futures=True)
+            self._close_backend()
         # The cohort's part: reflections that look copied from another student's go to review.
         try:
             changed = cross_check(self.lab, self.store)
@@ -132,6 +152,13 @@ class Grader:
                         type(exc).__name__, exc, exc_info=log.isEnabledFor(logging.DEBUG))
             changed = {}
         return [changed.get(r.student, r) for r in results]
+
+    def _close_backend(self) -> None:
+        """No warm sandbox outlives its batch (the backend starts new ones if it is used again)."""
+        try:
+            self.backend.close()
+        except Exception as exc:  # the batch's results stand; the spares go at exit or at the next start
+            log.warning("could not stop the spare sandboxes (%s: %s)", type(exc).__name__, exc)
 
     def grade(self, sub: Submission) -> tuple[SubmissionResult, bool]:
         """Grade one submission and record it; (result, True) when an identical result was on record.
@@ -211,10 +238,16 @@ class Grader:
             probes.evaluated = "your " + " and ".join(self.lab.spec.files.student)
 
         t = time.monotonic()
-        result = judge(self.lab, sub, execution, notebook, probes, self.backend.name)
+        tests_key = _key("tests", [r.key for r in stages], self.lab.version, _TESTS_HASH, __version__)
+        recorded = self.store.stage(tests_key) if stages and not self.options.force else None
+        tests = TestsRecord(recorded=recorded.result if recorded is not None else None)
+        result = judge(self.lab, sub, execution, notebook, probes, self.backend.name, tests)
         timings["judge"] = time.monotonic() - t
         result.timings = {k: round(v, 3) for k, v in timings.items()}
         result.stages = {record.stage: record.key for record in stages}
+        if tests.fresh is not None and stages:  # kept beside the stages it read, whose folder it names
+            stages.append(StageRecord(key=tests_key, stage="tests", lab=self.lab.name, submission_hash=sub.sha256,
+                                      result=tests.fresh, artifacts=stages[-1].artifacts))
         return result, stages
 
     def _execute(self, sub: Submission) -> tuple[Executed, StageRecord]:
@@ -222,9 +255,9 @@ class Grader:
                    self.lab.data_hash, self.lab.release_hash, _RUNNER_HASH, self.backend.name, __version__)
 
         def run(folder: Path) -> ExecutionResult:
-            with self.gpu_pool.acquire(self.limits.gpus) as gpu_ids:
-                return execute(self.lab, sub, self.backend, self.limits, folder, self.options.scratch,
-                               gpu_ids).result
+            if self._reflects:  # a new hand-in's reflection is new text: load the model while the notebook runs
+                embeddings.warm_up()
+            return self.executor.execute(self.lab, sub, self.limits, folder)
 
         result, record = self._stage("execute", sub, key, ExecutionResult, run)
         return Executed(result=result, folder=record.artifacts), record
@@ -239,16 +272,21 @@ class Grader:
                    self.probe_limits.model_dump(), _RUNNER_HASH, __version__)
 
         def run(folder: Path) -> ProbeReport:
-            with self.gpu_pool.acquire(self.probe_limits.gpus) as gpu_ids:
-                return probe(self.lab, executed.exports_dir if executed is not None else None, self.backend,
-                             self.probe_limits, folder, self.options.scratch, gpu_ids, modules(self.lab, sub))
+            return self.executor.probe(self.lab, executed.exports_dir if executed is not None else None,
+                                       self.probe_limits, folder, modules(self.lab, sub))
 
         return self._stage("probe", sub, key, ProbeReport, run)
 
     def _stage(self, stage: str, sub: Submission, key: str, model: type[StageResult],
                run: Callable[[Path], StageResult]) -> tuple[StageResult, StageRecord]:
         """Run a stage once per input hash: reuse a recorded result unless --force, and let identical
-        submissions graded at the same time share one run instead of racing in one folder."""
+        submissions graded at the same time share one run instead of racing in one folder.
+
+        A run whose sandbox died (`crashed`: no report, or a dead kernel) runs once more in a fresh
+        sandbox before it counts: the first death may be the host's doing (the engine, the OOM
+        killer), a second is the submission's, and its message says it happened twice. Each run
+        writes into a folder of its own, moved into place only when the run is over, so a grading
+        killed half-way never leaves a half-written folder where a recorded stage points."""
         with self._locks_guard:
             lock = self._locks.setdefault(key, threading.Lock())
         with lock:
@@ -261,8 +299,26 @@ class Grader:
                 if result.status != "harness-error":  # our own failures are always retried
                     return result, recorded
             folder = stage_folder(self.store.artifacts_root, self.lab.name, sub.sha256, stage, key)
-            remove_tree(folder)
-            result = run(folder)
+
+            def once() -> StageResult:
+                partial = folder.with_name(folder.name + ".partial")
+                remove_tree(partial)
+                partial.mkdir(parents=True)
+                done = run(partial)
+                remove_tree(folder)
+                partial.rename(folder)
+                return done
+
+            result = once()
+            if result.status == "crashed" and not CANCEL.is_set():
+                first = result.message
+                log.info("%s stage of %s crashed (%s); running it once more", stage, sub.student, first)
+                result = once()
+                if result.status == "crashed":
+                    result.message = (f"{result.message.rstrip('.')}; it happened on both runs (the grader ran it "
+                                      "a second time in a fresh sandbox).")
+                elif not result.message:
+                    result.message = f"run twice: the first run's sandbox died ({first.rstrip('.')})"
             record = StageRecord(key=key, stage=stage, lab=self.lab.name, submission_hash=sub.sha256,
                                  result=result.model_dump(mode="json"), artifacts=folder)
             self._fresh[key] = record

@@ -123,6 +123,7 @@ def probe(lab: Lab, exports: Path | None, backend: SandboxBackend, limits: Limit
                          "exports_dir": EXPORTS,
                          "modules_dir": "modules", "modules": sorted(Path(name).stem for name in modules or {}),
                          "channel": CHANNEL}
+    preload = ["torch"] if exports is not None and any(_holds(p, b"torch") for p in exports.glob("*.pkl")) else []
     with ExitStack() as stack:
         def start() -> Session:
             wd = stack.enter_context(workdir("probe", scratch))
@@ -131,7 +132,7 @@ def probe(lab: Lab, exports: Path | None, backend: SandboxBackend, limits: Limit
             else:
                 (wd / EXPORTS).mkdir()
             write_files(wd / "modules", modules or {})
-            return Session(backend, wd, request, limits, gpu_ids or [], lab.spec.packages)
+            return Session(backend, wd, request, limits, gpu_ids or [], lab.spec.packages, preload)
 
         run = _Run(lab, exports, start(), artifacts)
         try:
@@ -151,6 +152,18 @@ def probe(lab: Lab, exports: Path | None, backend: SandboxBackend, limits: Limit
         return ProbeReport(status="crashed", message=run.lost, duration_s=duration)
     return ProbeReport(status="ok", duration_s=duration, probes=run.statuses, exports=run.export_status,
                        models=run.models)
+
+
+def _holds(path: Path, needle: bytes) -> bool:
+    """Whether a file holds `needle`: an export pickled with torch objects names torch, so the probe
+    sandbox that loads it is one that imported torch while it waited (sandbox.warm)."""
+    import mmap
+
+    try:
+        with path.open("rb") as f, mmap.mmap(f.fileno(), 0, access=mmap.ACCESS_READ) as m:
+            return m.find(needle) != -1
+    except (OSError, ValueError):  # ValueError: an empty file can't be mapped
+        return False
 
 
 class _Run:

@@ -67,7 +67,7 @@ class Session:
     """One sandbox holding the student's objects, and the channel to it."""
 
     def __init__(self, backend: SandboxBackend, workdir: Path, request: ProbeJob, limits: Limits,
-                 gpu_ids: list[str], packages: list[str] | None = None) -> None:
+                 gpu_ids: list[str], packages: list[str] | None = None, preload: list[str] | None = None) -> None:
         self.limits = limits
         self.tainted = False
         self.run_result: SandboxRun | None = None
@@ -77,7 +77,8 @@ class Session:
         self._conn: socket.socket | None = None
         self._path = workdir / CHANNEL
         self._listener = _listen(self._path)
-        job = SandboxJob(workdir=workdir, request=request, limits=limits, gpu_ids=gpu_ids, packages=packages or [])
+        job = SandboxJob(workdir=workdir, request=request, limits=limits, gpu_ids=gpu_ids, packages=packages or [],
+                         preload=preload or [])
         self._thread = threading.Thread(target=self._run, args=(backend, job), daemon=True)
         self._thread.start()
 

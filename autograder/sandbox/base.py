@@ -14,13 +14,12 @@ from pydantic import BaseModel, Field, TypeAdapter, ValidationError
 
 from autograder.labs.spec import Limits, human_size
 from autograder.results import SandboxStatus
-from autograder.sandbox.runner import Job, Report
+from autograder.sandbox.runner import JOB_FILE, TAKEN, Job, Report
 
 RUNNER = Path(__file__).with_name("runner.py")
 # Bytes read back from the runner's report pipe (report line and executed notebook); more is an error.
 REPORT_CAP = 64 * 1024**2
 STREAM_CAP = 64 * 1024  # bytes of the runner's stdout/stderr kept, each
-JOB_FILE = ".job.json"
 GPU_SAMPLE_S = 1.0  # how often a run's GPU memory is sampled with nvidia-smi
 DISK_CHECK_S = 0.5  # how often the size of a run's work dir is measured
 MAX_FILES = 100_000  # entries a run may leave in its work dir
@@ -38,21 +37,41 @@ class SandboxJob(BaseModel):
     gpu_ids: list[str] = Field(default_factory=list, description="Host GPU ids this run may use.")
     packages: list[str] = Field(default_factory=list, description="The lab's packages (lab.yaml): the docker "
                                 "backend runs the image built for them.")
+    preload: list[str] = Field(default_factory=list, description="Modules a warm sandbox imports before its job "
+                               "arrives (the probe stage: torch, when the exports hold torch objects).")
 
     @property
     def stage(self) -> Literal["execute", "probe"]:
         return self.request["stage"]
 
 
-def write_job_file(job: SandboxJob, rlimits: dict[str, int] | None = None) -> str:
-    """The runner's job file in the work dir; returns its name relative to the work dir."""
+def job_payload(job: SandboxJob, rlimits: dict[str, int] | None = None) -> bytes:
+    """The job as the runner reads it."""
     payload: Job = job.request.copy()
     if rlimits is not None:
         payload["rlimits"] = rlimits
     if job.gpu_ids and job.limits.gpu_memory_gb:
         payload["gpu_memory_bytes"] = int(job.limits.gpu_memory_gb * 1024**3)
-    (job.workdir / JOB_FILE).write_text(json.dumps(payload))
+    return json.dumps(payload).encode()
+
+
+def write_job_file(job: SandboxJob, rlimits: dict[str, int] | None = None, folder: Path | None = None) -> str:
+    """The runner's job file in the work dir (or `folder`), renamed into place whole, since a warm
+    runner starts on the file's appearance; returns its name relative to the work dir."""
+    folder = folder or job.workdir
+    partial = folder / (JOB_FILE + ".partial")
+    partial.write_bytes(job_payload(job, rlimits))
+    os.replace(partial, folder / JOB_FILE)
     return JOB_FILE
+
+
+def taken(channel: CappedBuffer) -> bool:
+    """Whether a warm runner took its job (it sends TAKEN first); strips the byte from the channel."""
+    if bytes(channel.data[:1]) != TAKEN:
+        return False
+    del channel.data[:1]
+    channel.total -= 1
+    return True
 
 
 class SandboxRun(BaseModel):
@@ -172,6 +191,8 @@ class BackendSettings(BaseModel):
 
     image: str | None = None
     runtime: str | None = None
+    warm: bool = Field(True, description="Start each kind of run's next sandbox while the current one runs "
+                       "(sandbox.warm); off, every run starts cold.")
 
 
 class SandboxBackend(ABC):
@@ -192,4 +213,8 @@ class SandboxBackend(ABC):
     def prepare(self, packages: Sequence[str]) -> None:
         """Before a lab's batch: raise a UserError naming what is missing when this backend can't run code
         that needs `packages` (lab.yaml), so no student is blamed for the lab's environment."""
+        return None
+
+    def close(self) -> None:
+        """After the batch: destroy the spare sandboxes (sandbox.warm). Idempotent; also run at exit."""
         return None

@@ -28,6 +28,7 @@ from autograder.sandbox.base import (
     CANCEL,
     DISK_CHECK_S,
     GPU_SAMPLE_S,
+    JOB_FILE,
     REPORT_CAP,
     RUNNER,
     STREAM_CAP,
@@ -39,10 +40,13 @@ from autograder.sandbox.base import (
     over_disk_limit,
     read_report,
     sandbox_env,
+    taken,
     write_job_file,
 )
 from autograder.sandbox.engine import DEFAULT_IMAGE, LABEL, SANDBOX_UID
 from autograder.sandbox.gpus import memory_used as gpu_memory_used
+from autograder.sandbox.warm import Spare, WarmPool, clean, give_back, move_in, spare_dir
+from autograder.workspace import remove_tree
 
 WORKDIR = "/work"
 RUNNER_PATH = "/opt/autograder/runner.py"
@@ -78,6 +82,10 @@ class DockerBackend(SandboxBackend):
         self.image = self.settings.image or DEFAULT_IMAGE
         self.runtime = self.settings.runtime
         self._client = None
+        self.pool = WarmPool(self._start_spare, enabled=self.settings.warm)
+
+    def close(self) -> None:
+        self.pool.close()
 
     def image_for(self, packages: Sequence[str]) -> str:
         """The image a lab's runs use: the TA's --image, else the one built for the lab's packages (the base
@@ -130,15 +138,20 @@ class DockerBackend(SandboxBackend):
 
     # --- one run ---------------------------------------------------------------------------
 
-    def container_config(self, job: SandboxJob) -> dict[str, Any]:
-        """Everything the container is created with: the hardening lives here, in one place."""
+    def container_config(self, job: SandboxJob, warm: bool = False) -> dict[str, Any]:
+        """Everything the container is created with: the hardening lives here, in one place. `warm`:
+        its runner starts before the job exists and waits for the job file (sandbox.warm)."""
         from docker.types import DeviceRequest, LogConfig, Mount, Ulimit
 
         limits = job.limits
         visible = ",".join(str(i) for i in range(len(job.gpu_ids)))  # the engine renumbers from 0
+        if warm:
+            args = ["--warm", job.stage, *(arg for name in job.preload for arg in ("--preload", name))]
+        else:
+            args = [write_job_file(job)]
         config: dict[str, Any] = dict(
             image=self.image_for(job.packages),
-            command=["python", "-I", "-B", RUNNER_PATH, write_job_file(job), "--report-stdout"],
+            command=["python", "-I", "-B", RUNNER_PATH, *args, "--report-stdout"],
             working_dir=WORKDIR,
             user=self._user(),
             environment=sandbox_env("/tmp/home", "/tmp", limits.cpus, visible, VENV_PATH),
@@ -190,6 +203,21 @@ class DockerBackend(SandboxBackend):
                 os.chown(os.path.join(folder, name), SANDBOX_UID, SANDBOX_UID, follow_symlinks=False)
 
     def run(self, job: SandboxJob) -> SandboxRun:
+        try:
+            return self._run_any(job)
+        finally:
+            self.pool.release(job)
+
+    def _run_any(self, job: SandboxJob) -> SandboxRun:
+        spare = self.pool.take(job)
+        if spare is not None:
+            assert isinstance(spare, _DockerSpare)
+            run = self._run_warm(spare, job)
+            if run is not None:
+                return run
+        return self._run_cold(job)
+
+    def _run_cold(self, job: SandboxJob) -> SandboxRun:
         import docker.errors
 
         started = time.monotonic()
@@ -200,27 +228,69 @@ class DockerBackend(SandboxBackend):
         except (docker.errors.DockerException, OSError) as exc:
             return SandboxRun(status="harness-error", message=f"could not create the container: {exc}")
         try:
-            return self._run(container, job, started)
+            streams = _Streams(self, container)
+            run = self._run(streams, job, job.workdir, started)
         except docker.errors.DockerException as exc:
+            _remove(container)  # now: it may still be running
             return SandboxRun(status="harness-error", message=f"the engine failed during the run: {exc}",
                               duration_s=round(time.monotonic() - started, 3))
-        finally:
-            try:
-                container.remove(force=True)
-            except docker.errors.DockerException:
-                pass  # found and removed at the next start (remove_leftovers)
+        except BaseException:
+            _remove(container)
+            raise
+        self.pool.later(lambda: _remove(container))  # it has exited; removing it is not on the run's path
+        assert run is not None
+        return run
 
-    def _run(self, container, job: SandboxJob, started: float) -> SandboxRun:
+    def _start_spare(self, job: SandboxJob) -> _DockerSpare:
+        """A container started on a fresh dir with what this job's kind fixes, its runner waiting."""
+        workdir = spare_dir(job)
+        try:
+            self._hand_over(workdir)
+            config = self.container_config(job.model_copy(update={"workdir": workdir}), warm=True)
+            container = self.client.containers.create(**config)
+        except Exception:
+            remove_tree(workdir)
+            raise
+        try:
+            return _DockerSpare(workdir, container, _Streams(self, container))
+        except Exception:
+            _remove(container)
+            remove_tree(workdir)
+            raise
+
+    def _run_warm(self, spare: _DockerSpare, job: SandboxJob) -> SandboxRun | None:
+        """The job in a spare; None when the spare could not take it (the caller starts it cold)."""
+        import docker.errors
+
+        if not clean(spare.workdir, ()):  # nothing else can reach its dir, but a spare that isn't empty is not used
+            spare.destroy()
+            return None
+        self._hand_over(job.workdir)
+        move_in(job.workdir, spare.workdir)
+        started = time.monotonic()
+        try:
+            self._hand_over_file(write_job_file(job, folder=spare.workdir), spare.workdir)
+            run = self._run(spare.streams, job, spare.workdir, started, warm=True)
+        except (docker.errors.DockerException, OSError) as exc:
+            spare.stop()  # now: it may still be running
+            run = SandboxRun(status="harness-error", message=f"the engine failed during the run: {exc}",
+                             duration_s=round(time.monotonic() - started, 3))
+        else:
+            self.pool.later(spare.stop)  # it has exited; removing it takes the engine a while: not on the run's path
+        give_back(spare.workdir, job.workdir)
+        (job.workdir / JOB_FILE).unlink(missing_ok=True)  # a cold retry writes its own
+        return run
+
+    def _hand_over_file(self, name: str, workdir) -> None:
+        if os.geteuid() == 0:
+            os.chown(os.path.join(workdir, name), SANDBOX_UID, SANDBOX_UID)
+
+    def _run(self, streams: _Streams, job: SandboxJob, workdir, started: float,
+             warm: bool = False) -> SandboxRun | None:
+        """Watch a started container to its end; None when a warm one ended without taking its job."""
         limits = job.limits
-        report, err = CappedBuffer(REPORT_CAP + 1), CappedBuffer(STREAM_CAP)
-        frames = self.client.api.attach(container.id, stdout=True, stderr=True, stream=True, demux=True)
-        reader = threading.Thread(target=_drain, args=(frames, report, err), daemon=True)
-        reader.start()
-        container.start()
-        exit_code: list[int] = []
-        waiter = threading.Thread(target=_wait, args=(container, exit_code), daemon=True)
-        waiter.start()
-
+        container, report, err, reader, waiter, exit_code = (streams.container, streams.report, streams.err,
+                                                             streams.reader, streams.waiter, streams.exit_code)
         sampler = _Sampler(self, container, job, limits.pids)
         sampler.start()
         deadline = time.monotonic() + limits.timeout
@@ -232,17 +302,21 @@ class DockerBackend(SandboxBackend):
             elif time.monotonic() > deadline:
                 killed = ("timeout", f"ran longer than the {limits.timeout:g} s time limit")
             elif time.monotonic() >= next_disk_check:
-                why = over_disk_limit(job.workdir, int(limits.disk))
+                why = over_disk_limit(workdir, int(limits.disk))
                 killed = ("disk", why) if why else None
                 next_disk_check = time.monotonic() + DISK_CHECK_S
             if killed:
                 _kill(container)
+                if killed[0] == "cancelled":
+                    self.pool.drain()
                 break
             waiter.join(timeout=POLL_S)
         waiter.join(timeout=30)
         reader.join(timeout=30)
         sampler.stop.set()
         sampler.join(timeout=0.2)  # it reads what it has; a stats call in flight is not waited for
+        if warm and not taken(report) and not (killed and killed[0] == "cancelled"):
+            return None
         container.reload()
         state = container.attrs.get("State", {})
         run = SandboxRun(status="ok", exit_code=state.get("ExitCode", exit_code[0] if exit_code else None),
@@ -270,6 +344,43 @@ class DockerBackend(SandboxBackend):
             run.message = f"it reached the limit of {limits.pids} processes and threads (a fork bomb?)"
         elif killed:
             run.status, run.message = killed
+
+
+class _Streams:
+    """A container attached to (its stdout is the report channel) and started, with a thread draining
+    its streams and one waiting for it to exit."""
+
+    def __init__(self, backend: DockerBackend, container) -> None:
+        self.container = container
+        self.report, self.err = CappedBuffer(REPORT_CAP + 1), CappedBuffer(STREAM_CAP)
+        frames = backend.client.api.attach(container.id, stdout=True, stderr=True, stream=True, demux=True)
+        self.reader = threading.Thread(target=_drain, args=(frames, self.report, self.err), daemon=True)
+        self.reader.start()
+        container.start()
+        self.exit_code: list[int] = []
+        self.waiter = threading.Thread(target=_wait, args=(container, self.exit_code), daemon=True)
+        self.waiter.start()
+
+
+class _DockerSpare(Spare):
+    """A started container whose runner waits for the job file in its work dir."""
+
+    def __init__(self, workdir, container, streams: _Streams) -> None:
+        super().__init__(workdir)
+        self.streams = streams
+
+    def alive(self) -> bool:
+        return self.streams.waiter.is_alive()
+
+    def stop(self) -> None:
+        _remove(self.streams.container)
+
+
+def _remove(container) -> None:
+    try:
+        container.remove(force=True)
+    except Exception:  # noqa: BLE001 - found and removed at the next start (remove_leftovers)
+        pass
 
 
 class _Sampler(threading.Thread):

@@ -9,6 +9,7 @@ of the file system or the network. The Docker backend does that.
 
 from __future__ import annotations
 
+import json
 import os
 import signal
 import subprocess
@@ -36,14 +37,20 @@ from autograder.sandbox.base import (
     SandboxBackend,
     SandboxJob,
     SandboxRun,
+    job_payload,
     over_disk_limit,
     read_report,
     sandbox_env,
+    taken,
     write_job_file,
 )
 from autograder.sandbox.gpus import memory_used as gpu_memory_used
+from autograder.sandbox.warm import Spare, WarmPool, clean, give_back, move_in, spare_dir
+from autograder.workspace import remove_tree
 
 POLL_S = 0.05
+# What a local runner makes in its own work dir before its job arrives: its HOME and TMPDIR.
+OWN_ENTRIES = (".home", ".tmp")
 
 
 def process_limits(limits: Limits, gpu_ids: list[str]) -> dict[str, int]:
@@ -82,6 +89,63 @@ class _CappedReader(threading.Thread):
         self.stream.close()
 
 
+class _Started:
+    """A runner process and the threads draining its pipes."""
+
+    def __init__(self, proc: subprocess.Popen, read_fd: int) -> None:
+        self.proc = proc
+        self.out = _CappedReader(proc.stdout, STREAM_CAP)
+        self.err = _CappedReader(proc.stderr, STREAM_CAP)
+        self.report = _CappedReader(os.fdopen(read_fd, "rb"), REPORT_CAP + 1)
+        for reader in (self.out, self.err, self.report):
+            reader.start()
+
+    def join(self) -> None:
+        for reader in (self.out, self.err, self.report):
+            reader.join(timeout=10)
+
+
+class _LocalSpare(Spare):
+    """A warm runner process waiting for its job on a pipe only the host holds."""
+
+    def __init__(self, workdir: Path, started: _Started, job_fd: int) -> None:
+        super().__init__(workdir)
+        self.started = started
+        self.job_fd: int | None = job_fd
+
+    def alive(self) -> bool:
+        return self.started.proc.poll() is None
+
+    def send(self, payload: bytes) -> bool:
+        """Hand over the job; False when the runner is gone."""
+        fd, self.job_fd = self.job_fd, None
+        try:
+            if fd is None:
+                return False
+            with os.fdopen(fd, "wb") as pipe:
+                pipe.write(payload)
+            return True
+        except OSError:  # BrokenPipeError: it died meanwhile
+            return False
+
+    def stop(self) -> None:
+        if self.job_fd is not None:
+            os.close(self.job_fd)
+            self.job_fd = None
+        proc = self.started.proc
+        if proc.poll() is None:
+            tree: dict[int, psutil.Process] = {}
+            try:
+                tree[proc.pid] = psutil.Process(proc.pid)
+                for child in tree[proc.pid].children(recursive=True):  # the kernel: a session of its own
+                    tree[child.pid] = child
+            except psutil.Error:
+                pass
+            _kill_all(tree, proc.pid)
+        proc.wait()
+        self.started.join()
+
+
 class LocalBackend(SandboxBackend):
     name = "local"
     isolates = False
@@ -92,6 +156,10 @@ class LocalBackend(SandboxBackend):
             if getattr(self.settings, option):
                 raise UserError(f"--{option} applies to the docker backend, not to local",
                                 "drop it, or pass --backend docker")
+        self.pool = WarmPool(self._start_spare, enabled=self.settings.warm)
+
+    def close(self) -> None:
+        self.pool.close()
 
     def prepare(self, packages: Sequence[str]) -> None:
         """Stop before any run when this Python lacks the lab's packages: a student's code would fail
@@ -99,40 +167,101 @@ class LocalBackend(SandboxBackend):
         Environment.of(packages).check(sys.executable, where=f"the local backend's Python ({sys.executable})")
 
     def run(self, job: SandboxJob) -> SandboxRun:
-        limits = job.limits
-        job_file = write_job_file(job, rlimits=process_limits(limits, job.gpu_ids))
+        try:
+            return self._run_any(job)
+        finally:
+            self.pool.release(job)
+
+    def _run_any(self, job: SandboxJob) -> SandboxRun:
+        spare = self.pool.take(job)
+        if spare is not None:
+            assert isinstance(spare, _LocalSpare)
+            run = self._run_warm(spare, job)
+            if run is not None:
+                return run
+        return self._run_cold(job)
+
+    def _launch(self, workdir: Path, job: SandboxJob, args: list[str], pass_fds: tuple[int, ...] = ()) -> _Started:
         read_fd, write_fd = os.pipe()
-        cmd = [sys.executable, "-I", "-B", str(RUNNER), job_file, "--report-fd", str(write_fd)]
-        started = time.monotonic()
+        cmd = [sys.executable, "-I", "-B", str(RUNNER), *args, "--report-fd", str(write_fd)]
         try:
             proc = subprocess.Popen(
-                cmd, cwd=job.workdir, env=local_env(job.workdir, limits.cpus, job.gpu_ids),
+                cmd, cwd=workdir, env=local_env(workdir, job.limits.cpus, job.gpu_ids),
                 stdin=subprocess.DEVNULL, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
-                pass_fds=(write_fd,), start_new_session=True,
+                pass_fds=(write_fd, *pass_fds), start_new_session=True,
             )
-        except OSError as exc:
+        except OSError:
             os.close(read_fd)
-            return SandboxRun(status="harness-error", message=f"could not start the runner: {exc}")
+            raise
         finally:
             os.close(write_fd)
-        out = _CappedReader(proc.stdout, STREAM_CAP)
-        err = _CappedReader(proc.stderr, STREAM_CAP)
-        report = _CappedReader(os.fdopen(read_fd, "rb"), REPORT_CAP + 1)
-        for reader in (out, err, report):
-            reader.start()
-        status, message, peak, peak_gpu = self._watch(proc, job)
-        for reader in (out, err, report):
-            reader.join(timeout=10)
+        return _Started(proc, read_fd)
+
+    def _run_cold(self, job: SandboxJob) -> SandboxRun:
+        job_file = write_job_file(job, rlimits=process_limits(job.limits, job.gpu_ids))
+        started = time.monotonic()
+        try:
+            runner = self._launch(job.workdir, job, [job_file])
+        except OSError as exc:
+            return SandboxRun(status="harness-error", message=f"could not start the runner: {exc}")
+        run = self._finish(runner, job, job.workdir, started)
+        assert run is not None
+        return run
+
+    def _start_spare(self, job: SandboxJob) -> _LocalSpare:
+        """A runner started in a fresh dir with what this job's kind fixes: rlimits, GPUs, preloads."""
+        workdir = spare_dir(job)
+        job_r, job_w = os.pipe()
+        args = ["--warm", job.stage, "--job-fd", str(job_r),
+                "--rlimits", json.dumps(process_limits(job.limits, job.gpu_ids))]
+        for name in job.preload:
+            args += ["--preload", name]
+        try:
+            runner = self._launch(workdir, job, args, pass_fds=(job_r,))
+        except OSError:
+            os.close(job_w)
+            remove_tree(workdir)
+            raise
+        finally:
+            os.close(job_r)
+        return _LocalSpare(workdir, runner, job_w)
+
+    def _run_warm(self, spare: _LocalSpare, job: SandboxJob) -> SandboxRun | None:
+        """The job in a spare; None when the spare could not take it (the caller starts it cold)."""
+        if not clean(spare.workdir, OWN_ENTRIES):  # something planted in it while it waited
+            spare.destroy()
+            return None
+        move_in(job.workdir, spare.workdir)
+        started = time.monotonic()
+        if not spare.send(job_payload(job)):
+            spare.stop()
+            give_back(spare.workdir, job.workdir)
+            return None
+        run = self._finish(spare.started, job, spare.workdir, started, warm=True)
+        give_back(spare.workdir, job.workdir)
+        return run  # None: it died before it took the job, which starts cold
+
+    def _finish(self, runner: _Started, job: SandboxJob, workdir: Path, started: float,
+                warm: bool = False) -> SandboxRun | None:
+        """Watch the started job to its end and read what it reported (None: a warm runner that
+        ended without taking its job)."""
+        proc = runner.proc
+        status, message, peak, peak_gpu = self._watch(proc, job, workdir)
+        runner.join()
+        if warm and not taken(runner.report.buffer) and status != "cancelled":
+            return None
         run = SandboxRun(
             status=status, message=message, exit_code=proc.returncode,
             duration_s=round(time.monotonic() - started, 3), peak_memory_bytes=peak,
-            gpu_ids=job.gpu_ids, peak_gpu_memory_bytes=peak_gpu, stdout=out.buffer.text(), stderr=err.buffer.text(),
+            gpu_ids=job.gpu_ids, peak_gpu_memory_bytes=peak_gpu, stdout=runner.out.buffer.text(),
+            stderr=runner.err.buffer.text(),
         )
         if status == "ok":
-            read_report(run, report.buffer)
+            read_report(run, runner.report.buffer)
         return run
 
-    def _watch(self, proc: subprocess.Popen, job: SandboxJob) -> tuple[SandboxStatus, str, int, int | None]:
+    def _watch(self, proc: subprocess.Popen, job: SandboxJob,
+               workdir: Path) -> tuple[SandboxStatus, str, int, int | None]:
         """Poll until exit, killing the whole tree at the time, memory or disk limit;
         returns (status, why, peak memory, peak GPU memory)."""
         limits, gpus = job.limits, bool(job.gpu_ids)
@@ -168,9 +297,10 @@ class LocalBackend(SandboxBackend):
                 break
             if CANCEL.is_set():
                 status, message = "cancelled", "grading was interrupted"
+                self.pool.drain()
                 break
             if time.monotonic() >= next_disk_check:
-                why = over_disk_limit(job.workdir, int(limits.disk))
+                why = over_disk_limit(workdir, int(limits.disk))
                 if why:
                     status, message = "disk", why
                     break

@@ -12,6 +12,15 @@ the host, which sends each call here over a Unix socket (`channel` in the job) a
 
     python runner.py JOB.json --report-fd N     (the local backend passes a pipe)
     python runner.py JOB.json --report-stdout   (in a container: stdout is the report channel)
+    python runner.py --warm STAGE [--job-fd N] [--rlimits JSON] [--preload MOD] (--report-fd N | --report-stdout)
+
+A warm runner (`--warm`) starts before its job exists: it does the slow part (papermill and a
+kernel started in the work dir for `execute`; numpy, cloudpickle and the `--preload` modules for
+`probe`) while the submission before it runs, then waits for its one job: read to the end of
+`--job-fd` (a pipe only the host holds), else `.job.json`, which the host renames into place once
+everything else is in the work dir. It sends one byte, `+`, on the report channel when it has
+taken the job, so the host can tell a sandbox that died while waiting (its fault, never the
+student's) from one that died running the job.
 
 With --report-stdout the runner keeps a private copy of stdout and points fd 1 at stderr before
 anything else starts, so nothing the kernel prints can pass for a report. Either way the runner
@@ -127,14 +136,25 @@ def _skip_slow_optional_imports() -> None:
     sys.modules.setdefault("rfc3987_syntax", None)  # type: ignore[arg-type]  # None: "not installed", by design
 
 
+JOB_FILE = ".job.json"
+TAKEN = b"+"  # sent on the report channel by a warm runner once it has its job
+JOB_POLL_S = 0.005
+
+
 def main(argv: list[str] | None = None) -> int:
     _skip_slow_optional_imports()
     parser = argparse.ArgumentParser(description=__doc__)
-    parser.add_argument("job", type=Path)
+    parser.add_argument("job", type=Path, nargs="?", help="the job file (a cold start)")
     channel = parser.add_mutually_exclusive_group(required=True)
     channel.add_argument("--report-fd", type=int, help="write the report to this inherited pipe")
     channel.add_argument("--report-stdout", action="store_true", help="write the report to stdout, alone")
+    parser.add_argument("--warm", choices=("execute", "probe"), help="start before the job: see above")
+    parser.add_argument("--job-fd", type=int, help="a warm runner reads its job from this inherited pipe")
+    parser.add_argument("--rlimits", type=json.loads, default=None, help="a warm runner's setrlimit caps (JSON)")
+    parser.add_argument("--preload", action="append", default=[], help="a warm probe runner imports it first")
     args = parser.parse_args(argv)
+    if args.job is None and args.warm is None:
+        parser.error("a job file, or --warm STAGE")
     report_fd = args.report_fd
     if args.report_stdout:
         report_fd = os.dup(1)  # not inheritable: the kernel never holds it
@@ -142,14 +162,27 @@ def main(argv: list[str] | None = None) -> int:
     _protect_self()
     _become_subreaper()
     _make_dirs()
-    job: Job = json.loads(args.job.read_text())
-    _limit_resources(job.get("rlimits", {}))
+    warm: _Warm | None = None
+    if args.warm:
+        _limit_resources(args.rlimits or {})  # before the kernel starts: it inherits them
+        warm = _Warm(args.warm, args.preload)
+        waited = _wait_for_job(args.job_fd)
+        if waited is None:  # the host closed the pipe without a job: it is gone, or it discarded this spare
+            _reap_children()
+            return 0
+        job: Job = waited
+        os.write(report_fd, TAKEN)
+    else:
+        job = json.loads(args.job.read_text())
+        _limit_resources(job.get("rlimits", {}))
     started = time.monotonic()
     attachment = b""
     report: Report
     try:
+        if warm is not None and warm.stage != job["stage"]:
+            raise RuntimeError(f"a warm {warm.stage} runner was sent a {job['stage']} job")
         if job["stage"] == "execute":
-            report, attachment = run_execute(job)
+            report, attachment = run_execute(job, warm.take_kernel(job) if warm is not None else None)
         else:
             report = run_probe(job)
     except Exception:  # the runner's own failure: the host makes it `harness-error`
@@ -163,7 +196,93 @@ def main(argv: list[str] | None = None) -> int:
     return 0
 
 
+class _Warm:
+    """What a warm runner does before its job exists: the imports (and, for execute, the kernel)
+    every job of its stage needs."""
+
+    def __init__(self, stage: str, preload: list[str]) -> None:
+        self.stage = stage
+        self.km = self.kc = None
+        if stage == "execute":
+            self.km = _kernel_manager_class()(kernel_name="python3")
+            _run_sync(self.km.start_kernel)(extra_arguments=[f"--HistoryManager.hist_file={HIST_FILE}"],
+                                            cwd=os.getcwd())
+            # While the kernel boots (its own process, on another core where there is one):
+            import nbformat  # noqa: F401
+            import papermill  # noqa: F401
+            from nbclient.exceptions import CellTimeoutError  # noqa: F401
+
+            # Connected and answering (what nbclient would wait for after the job arrived; its loop is this
+            # thread's, which nbclient reuses).
+            self.kc = self.km.client()
+            self.kc.start_channels()
+            _run_sync(self.kc.wait_for_ready)(timeout=60)
+        else:
+            import socket  # noqa: F401
+
+            import cloudpickle  # noqa: F401
+            import numpy  # noqa: F401
+
+            for name in preload:
+                if importlib.util.find_spec(name) is not None:
+                    importlib.import_module(name)
+
+    def take_kernel(self, job: ExecuteJob) -> tuple[Any, Any] | None:
+        """The started kernel's manager and client, for a job that runs the kernel it was started as; else
+        None (after stopping it), and papermill starts the job's own."""
+        km, kc, self.km, self.kc = self.km, self.kc, None, None
+        if km is not None and job.get("kernel", "python3") != "python3":
+            if kc is not None:
+                kc.stop_channels()
+            _run_sync(km.shutdown_kernel)(now=True)
+            return None
+        return (km, kc) if km is not None else None
+
+
+def _wait_for_job(job_fd: int | None) -> Job | None:
+    """The job: to the end of the host's pipe, or the job file once the host has renamed it into place;
+    None when the pipe closed empty."""
+    if job_fd is not None:
+        with os.fdopen(job_fd, "rb") as f:
+            data = f.read()
+    else:
+        while not os.path.exists(JOB_FILE):
+            time.sleep(JOB_POLL_S)
+        with open(JOB_FILE, "rb") as f:
+            data = f.read()
+    if not data:
+        return None
+    importlib.invalidate_caches()  # the job's files arrived after the imports above looked at the folder
+    return json.loads(data)
+
+
+def _run_sync(fn):
+    from jupyter_core.utils import run_sync
+
+    return run_sync(fn)
+
+
 # --- execute -------------------------------------------------------------------------------
+
+HIST_FILE = ":memory:"  # what nbclient gives the kernels it starts itself
+# Run in a started kernel before the first cell: modules written into the work dir after the kernel
+# started (a warm one) are found even where the folder's listing was cached in the same clock tick.
+INVALIDATE_SOURCE = "import importlib as __i; __i.invalidate_caches(); del __i"
+
+
+def _kernel_manager_class():
+    from jupyter_client.manager import AsyncKernelManager
+
+    class IPCKernelManager(AsyncKernelManager):
+        """Kernel sockets as files in the work dir: no TCP port, so no network is needed."""
+
+        def __init__(self, **kwargs):
+            # Relative to the work dir: a socket path may not exceed 107 bytes.
+            super().__init__(transport="ipc", ip=os.path.join(os.path.relpath(tempfile.gettempdir()), "kernel"),
+                             **kwargs)
+
+    return IPCKernelManager
+
 
 CAPTURE_SOURCE = '''\
 def __autograder_capture(names, folder):
@@ -231,28 +350,28 @@ def capture_cell(names: list[str], folder: str):
 def _capped_engine(output_cap: int, total_cap: int):
     """A papermill engine whose client keeps at most `output_cap` bytes of output per cell and
     `total_cap` in the whole notebook, counting what it drops."""
-    from jupyter_client.manager import AsyncKernelManager
     from papermill.clientwrap import PapermillNotebookClient
     from papermill.engines import NBClientEngine
     from papermill.utils import merge_kwargs, remove_args
 
-    class IPCKernelManager(AsyncKernelManager):
-        """Kernel sockets as files in the work dir: no TCP port, so no network is needed."""
-
-        def __init__(self, **kwargs):
-            # Relative to the work dir: a socket path may not exceed 107 bytes.
-            super().__init__(transport="ipc", ip=os.path.join(os.path.relpath(tempfile.gettempdir()), "kernel"),
-                             **kwargs)
-
     class CappedClient(PapermillNotebookClient):
         def __init__(self, *args, **kwargs):
-            kwargs.setdefault("kernel_manager_class", IPCKernelManager)
+            kwargs.setdefault("kernel_manager_class", _kernel_manager_class())
             kwargs.setdefault("shutdown_kernel", "immediate")  # the run is over; nothing to save
+            warm_kc = kwargs.pop("warm_kc", None)
             super().__init__(*args, **kwargs)
+            if warm_kc is not None:  # connected while the runner waited for its job
+                self.kc = warm_kc
+                self.kc.allow_stdin = False
             self.kept: dict[int, int] = {}
             self.total = 0
             self.dropped = 0
             self.current: int | None = None
+
+        def papermill_execute_cells(self):
+            if not self.owns_km:  # a warm kernel, started before the job's files were in the folder
+                self.wait_for_reply(self.kc.execute(INVALIDATE_SOURCE, silent=True, store_history=False))
+            return super().papermill_execute_cells()
 
         def execute_cell(self, cell, cell_index, *args, **kwargs):
             self.current = cell_index  # which cell a timeout or a dead kernel interrupted
@@ -316,8 +435,10 @@ def student_cell_number(nb, index: int | None) -> int | None:
     return own.index(index) + 1 if index in own else None
 
 
-def run_execute(job: ExecuteJob) -> tuple[Report, bytes]:
-    """The report, and the executed notebook as papermill holds it in memory (b"" when too large)."""
+def run_execute(job: ExecuteJob, kernel: tuple[Any, Any] | None = None) -> tuple[Report, bytes]:
+    """The report, and the executed notebook as papermill holds it in memory (b"" when too large).
+    `kernel`: (manager, client) of a kernel already started in the work dir (a warm runner's), which
+    papermill then uses; it is left running, for _reap_children, as nothing of it needs saving."""
     import nbformat
     import papermill
     from nbclient.exceptions import CellTimeoutError, DeadKernelError
@@ -330,11 +451,14 @@ def run_execute(job: ExecuteJob) -> tuple[Report, bytes]:
     engine = _capped_engine(int(job["output_cap"]), int(job.get("output_total_cap", 16 * job["output_cap"])))
     papermill_engines.register("autograder-capped", engine)
     report: Report = {"status": "ok", "message": "", "cell": None}
+    started = {"km": kernel[0], "warm_kc": kernel[1]} if kernel is not None else {}
     try:
         papermill.execute_notebook(
             nb, job["output"], parameters=job["parameters"], engine_name="autograder-capped",
             kernel_name=job.get("kernel", "python3"), execution_timeout=job.get("cell_timeout"),
             start_timeout=job.get("start_timeout", 60), progress_bar=False, log_output=False, cwd=".",
+            request_save_on_cell_execute=False,  # the host takes the notebook from the report channel, not the file
+            **started,
         )
     except papermill.PapermillExecutionError as exc:
         report.update({"status": "error", "ename": exc.ename, "evalue": str(exc.evalue)[:ERROR_TEXT_CAP],
@@ -940,7 +1064,30 @@ def _reap_children() -> None:
                 os.kill(int(pid), signal.SIGKILL)
             except OSError:
                 pass
+    # Wait for them here, their parent: an orphaned zombie waits on whatever reaps for the machine's init,
+    # and the host, which watches the whole tree, would wait with it (seconds, in a container without one).
+    deadline = time.monotonic() + REAP_WAIT_S
+    while time.monotonic() < deadline:
+        try:
+            reaped, _ = os.waitpid(-1, os.WNOHANG)
+        except ChildProcessError:
+            return
+        if reaped == 0:
+            time.sleep(0.002)
+
+
+REAP_WAIT_S = 2.0
+
+def _exit_now(code: int) -> None:
+    """Exit without tearing the interpreter down: the report is sent and the children reaped, and unloading
+    torch and the rest takes longer than the run it served (a second and more on a busy machine)."""
+    for stream in (sys.stdout, sys.stderr):
+        try:
+            stream.flush()
+        except (OSError, ValueError):
+            pass
+    os._exit(code)
 
 
 if __name__ == "__main__":
-    raise SystemExit(main())
+    _exit_now(main())

@@ -59,7 +59,13 @@ def _runs(text: str, ignore: set) -> set:
 
 
 def _vectors(texts: list[str]) -> np.ndarray | None:
-    return embeddings.encode(texts) if texts and embeddings.available() else None
+    """The texts' vectors (kept ones need no model), or None without the model: words alone then decide."""
+    if not texts or not embeddings.available():
+        return None
+    try:
+        return embeddings.encode(texts)
+    except embeddings.Unavailable:
+        return None
 
 
 def compare(a: str, b: str, ignore: str = "", semantic: bool = True) -> Similarity:
