@@ -203,6 +203,19 @@ def with_rubric(root: Path, variant: int):
     return lab
 
 
+def with_tests_changed(work: Path, variant: int):
+    """The lab with a hidden test file edited (a comment added), in a copy of the course: a new lab version,
+    so every result is judged again and every student's hidden tests run again (stages stay on record)."""
+    root = work / f"course-{variant}"
+    if not root.exists():
+        for part in ("assignments", "rubrics", "reference"):
+            shutil.copytree(REPO / part, root / part, symlinks=True)
+    lab = load_lab("lab1-mlp", root)
+    hidden = sorted(p for p in lab.test_files() if root in p.parents)[-1]
+    hidden.write_text(hidden.read_text() + f"\n# edited {variant}\n")
+    return load_lab("lab1-mlp", root)
+
+
 def load_in_new_process() -> float:
     """Seconds a fresh Python process takes to import and load the model: what a late hand-in graded
     alone pays once, whatever is kept."""
@@ -259,8 +272,8 @@ def main() -> None:
 
         model_load = statistics.median(load_in_new_process() for _ in range(args.repeat))
 
-        rows: dict[str, list[tuple[float, float]]] = {"a": [], "b": [], "c": []}
-        loads: dict[str, int] = {"a": 0, "b": 0, "c": 0}
+        rows: dict[str, list[tuple[float, float]]] = {"a": [], "b": [], "c": [], "d": []}
+        loads: dict[str, int] = {"a": 0, "b": 0, "c": 0, "d": 0}
         for r in range(args.repeat):
             variant = with_rubric(REPO, r + 1)
             grader = pipeline.Grader(variant, store, backend, pipeline.Options(jobs=args.jobs))
@@ -284,6 +297,15 @@ def main() -> None:
             total, refl, results = timed(grader, [*subs, late[r]])
             loads["c"] += embeddings.loads() - before
             rows["c"].append((total, refl))
+
+            fresh_process_state()
+            before = embeddings.loads()
+            changed = pipeline.Grader(with_tests_changed(work, r + 1), store, backend, pipeline.Options(jobs=args.jobs))
+            total, refl, results = timed(changed, subs)
+            changed._close_backend()
+            loads["d"] += embeddings.loads() - before
+            assert all({"execute", "probe"} <= set(x.stages) for x in results), "a stage ran again"
+            rows["d"].append((total, refl))
         store.close()
     finally:
         embeddings.remember(None)
@@ -300,6 +322,8 @@ def main() -> None:
          f"{med('b', 0):.2f} s", f"{med('b', 1):.2f} s", loads["b"]),
         ("(c) a rerun with nothing new (every result on record), the pass", f"{med('c', 0):.2f} s",
          f"{med('c', 1):.2f} s", loads["c"]),
+        ("(d) a hidden-test change: all students judged again, their hidden tests run again, and the pass",
+         f"{med('d', 0):.1f} s", f"{med('d', 1):.2f} s", loads["d"]),
     ]
     lines = [
         f"`benchmarks/rejudge.py --students {n} --repeat {args.repeat} --jobs {args.jobs}`: a recorded cohort of "

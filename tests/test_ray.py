@@ -205,7 +205,7 @@ def test_gpu_runs_go_where_ray_has_a_gpu_and_see_only_theirs(cluster, course, su
         gpu_node = next(n["NodeID"] for n in grader.executor.ray.nodes() if n["Alive"] and n["Resources"].get("GPU"))
     finally:
         grader.executor.close()
-    assert {r.verdict for r in results} == {"G"}
+    assert {r.verdict for r in results} == {"G"}, [(r.verdict, [c.message for c in r.criteria]) for r in results]
     for r in results:
         execution = grader.store.stage(r.stages["execute"])
         assert execution is not None

@@ -294,3 +294,13 @@ def test_a_probe_spare_for_torch_exports_has_torch_loaded_before_its_job(tmp_pat
     finally:
         spare.destroy()
         backend.close()
+
+
+def test_a_spare_waiting_for_a_job_file_gives_up_after_its_wait_limit(tmp_path, monkeypatch):
+    """A container can't see its grader die (a pipe's reader can): past its wait limit it stops waiting."""
+    from autograder.sandbox import runner
+
+    monkeypatch.chdir(tmp_path)
+    assert runner._wait_for_job(None, 0.05) is None
+    (tmp_path / runner.JOB_FILE).write_text('{"stage": "probe"}')
+    assert runner._wait_for_job(None, 0.05) == {"stage": "probe"}

@@ -76,7 +76,11 @@ class Grader:
             address=self.options.address, gpus=self.options.gpus, jobs_per_gpu=self.options.jobs_per_gpu,
             scratch=self.options.scratch))
         self.notes: list[str] = []  # said once per batch, e.g. that a GPU lab runs on the CPU here
-        self._reflects = any(c.kind == "reflection" for c in lab.rubric.criteria)
+        # Whether judging reads reflections by meaning (themes, the reference, the cohort's copy search).
+        self._reflects = any(
+            c.kind == "reflection" and bool(getattr(c, "themes", None) or getattr(c, "originality", False)
+                                            or getattr(c, "reference_similarity", None) is not None)
+            for c in lab.rubric.criteria)
         embeddings.remember(store)  # sentence vectors are kept by their text: a re-judge loads no model
         try:
             limits = Limits.model_validate({**lab.spec.limits.model_dump(), **self.options.limits})

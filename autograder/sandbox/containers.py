@@ -56,6 +56,7 @@ STATS_S = 0.5  # how often memory and processes are sampled from the engine
 POLL_S = 0.05  # how soon the end of a run, the deadline or Ctrl-C is noticed
 CGROUP_S = 0.1  # how often cgroup files are read, where the engine's cgroups are visible
 PING_TIMEOUT_S = 3
+WARM_WAIT_EXTRA_S = 600  # beyond twice the run's time limit, a spare waiting for its job gives up
 # Who started a container: leftovers whose owner is gone are removed at the next start.
 OWNER = f"{socket.gethostname()}:{os.getpid()}:{int(psutil.Process().create_time())}"
 
@@ -146,7 +147,10 @@ class DockerBackend(SandboxBackend):
         limits = job.limits
         visible = ",".join(str(i) for i in range(len(job.gpu_ids)))  # the engine renumbers from 0
         if warm:
-            args = ["--warm", job.stage, *(arg for name in job.preload for arg in ("--preload", name))]
+            # A spare outlives a killed grader until the next start's remove_leftovers; past this it stops
+            # waiting on its own. Twice the run's time limit: a spare waits at most for the runs before its own.
+            args = ["--warm", job.stage, *(arg for name in job.preload for arg in ("--preload", name)),
+                    "--wait-limit", str(int(2 * limits.timeout + WARM_WAIT_EXTRA_S))]
         else:
             args = [write_job_file(job)]
         config: dict[str, Any] = dict(

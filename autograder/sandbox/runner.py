@@ -152,6 +152,9 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--job-fd", type=int, help="a warm runner reads its job from this inherited pipe")
     parser.add_argument("--rlimits", type=json.loads, default=None, help="a warm runner's setrlimit caps (JSON)")
     parser.add_argument("--preload", action="append", default=[], help="a warm probe runner imports it first")
+    parser.add_argument("--wait-limit", type=float, default=None,
+                        help="a warm runner waiting for its job file gives up after this many seconds (its grader "
+                        "may have been killed; the host then starts the job cold)")
     args = parser.parse_args(argv)
     if args.job is None and args.warm is None:
         parser.error("a job file, or --warm STAGE")
@@ -166,7 +169,7 @@ def main(argv: list[str] | None = None) -> int:
     if args.warm:
         _limit_resources(args.rlimits or {})  # before the kernel starts: it inherits them
         warm = _Warm(args.warm, args.preload)
-        waited = _wait_for_job(args.job_fd)
+        waited = _wait_for_job(args.job_fd, args.wait_limit)
         if waited is None:  # the host closed the pipe without a job: it is gone, or it discarded this spare
             _reap_children()
             return 0
@@ -239,14 +242,18 @@ class _Warm:
         return (km, kc) if km is not None else None
 
 
-def _wait_for_job(job_fd: int | None) -> Job | None:
+def _wait_for_job(job_fd: int | None, wait_limit: float | None = None) -> Job | None:
     """The job: to the end of the host's pipe, or the job file once the host has renamed it into place;
-    None when the pipe closed empty."""
+    None when the pipe closed empty, or no job file came within `wait_limit` seconds (a container can't
+    see its grader die, as a pipe's reader does)."""
     if job_fd is not None:
         with os.fdopen(job_fd, "rb") as f:
             data = f.read()
     else:
+        deadline = time.monotonic() + wait_limit if wait_limit else None
         while not os.path.exists(JOB_FILE):
+            if deadline is not None and time.monotonic() > deadline:
+                return None
             time.sleep(JOB_POLL_S)
         with open(JOB_FILE, "rb") as f:
             data = f.read()
