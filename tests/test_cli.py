@@ -7,6 +7,7 @@ import subprocess
 import sys
 
 import pytest
+from graded import sigint_as_at_a_terminal
 
 from autograder.cli import main
 
@@ -118,7 +119,8 @@ def test_ctrl_c_stops_the_sandboxes_and_records_nothing_half_done(course, submis
     submissions("sleeper", "import subprocess, time\nsubprocess.Popen(['sleep', '876543'])\ntime.sleep(600)")
     db = tmp_path / "g.db"
     proc = subprocess.Popen([sys.executable, "-m", "autograder", "grade", "toy", str(submissions.folder),
-                             "--root", str(course), "--db", str(db)], stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+                             "--root", str(course), "--db", str(db)], stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                            preexec_fn=sigint_as_at_a_terminal)
 
     def marked():
         return [p for p in psutil.process_iter(["cmdline"]) if "876543" in (p.info["cmdline"] or [])]

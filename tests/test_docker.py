@@ -10,6 +10,7 @@ from __future__ import annotations
 import socket
 
 import pytest
+from graded import sigint_as_at_a_terminal
 
 from autograder.labs.spec import Limits
 from autograder.sandbox import BackendSettings, SandboxJob
@@ -115,7 +116,8 @@ def test_ctrl_c_stops_and_removes_the_containers(docker_backend, course, submiss
     submissions("sleeper", "import subprocess, time\nsubprocess.Popen(['sleep', '876544'])\ntime.sleep(600)")
     args = [sys.executable, "-m", "autograder", "grade", "toy", str(submissions.folder), "--root", str(course),
             "--db", str(tmp_path / "g.db"), "--backend", "docker", "--image", docker_backend.image]
-    proc = subprocess.Popen(args, stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+    proc = subprocess.Popen(args, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                            preexec_fn=sigint_as_at_a_terminal)
 
     def marked():
         return [p for p in psutil.process_iter(["cmdline"]) if "876544" in (p.info["cmdline"] or [])]
