@@ -45,7 +45,7 @@ from autograder.sandbox.base import (
 )
 from autograder.sandbox.engine import DEFAULT_IMAGE, LABEL, SANDBOX_UID
 from autograder.sandbox.gpus import memory_used as gpu_memory_used
-from autograder.sandbox.warm import Spare, WarmPool, clean, give_back, move_in, spare_dir
+from autograder.sandbox.warm import Spare, WarmPool, clean, give_back, move_in, run_with_spare, spare_dir
 from autograder.workspace import remove_tree
 
 WORKDIR = "/work"
@@ -207,19 +207,7 @@ class DockerBackend(SandboxBackend):
                 os.chown(os.path.join(folder, name), SANDBOX_UID, SANDBOX_UID, follow_symlinks=False)
 
     def run(self, job: SandboxJob) -> SandboxRun:
-        try:
-            return self._run_any(job)
-        finally:
-            self.pool.release(job)
-
-    def _run_any(self, job: SandboxJob) -> SandboxRun:
-        spare = self.pool.take(job)
-        if spare is not None:
-            assert isinstance(spare, _DockerSpare)
-            run = self._run_warm(spare, job)
-            if run is not None:
-                return run
-        return self._run_cold(job)
+        return run_with_spare(self.pool, job, self._run_warm, self._run_cold)
 
     def _run_cold(self, job: SandboxJob) -> SandboxRun:
         import docker.errors

@@ -45,7 +45,7 @@ from autograder.sandbox.base import (
     write_job_file,
 )
 from autograder.sandbox.gpus import memory_used as gpu_memory_used
-from autograder.sandbox.warm import Spare, WarmPool, clean, give_back, move_in, spare_dir
+from autograder.sandbox.warm import Spare, WarmPool, clean, give_back, move_in, run_with_spare, spare_dir
 from autograder.workspace import remove_tree
 
 POLL_S = 0.05
@@ -167,19 +167,7 @@ class LocalBackend(SandboxBackend):
         Environment.of(packages).check(sys.executable, where=f"the local backend's Python ({sys.executable})")
 
     def run(self, job: SandboxJob) -> SandboxRun:
-        try:
-            return self._run_any(job)
-        finally:
-            self.pool.release(job)
-
-    def _run_any(self, job: SandboxJob) -> SandboxRun:
-        spare = self.pool.take(job)
-        if spare is not None:
-            assert isinstance(spare, _LocalSpare)
-            run = self._run_warm(spare, job)
-            if run is not None:
-                return run
-        return self._run_cold(job)
+        return run_with_spare(self.pool, job, self._run_warm, self._run_cold)
 
     def _launch(self, workdir: Path, job: SandboxJob, args: list[str], pass_fds: tuple[int, ...] = ()) -> _Started:
         read_fd, write_fd = os.pipe()

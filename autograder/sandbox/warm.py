@@ -26,8 +26,9 @@ from abc import ABC, abstractmethod
 from collections import Counter
 from collections.abc import Callable, Collection, Hashable
 from pathlib import Path
+from typing import Any
 
-from autograder.sandbox.base import CANCEL, SandboxJob
+from autograder.sandbox.base import CANCEL, SandboxJob, SandboxRun
 from autograder.workspace import new_workdir, remove_tree
 
 CLOSE_WAIT_S = 30  # how long close() waits for spares still being started
@@ -174,6 +175,21 @@ class WarmPool:
         for thread in starting:
             thread.join(timeout=CLOSE_WAIT_S)
         self.drain()
+
+
+def run_with_spare(pool: WarmPool, job: SandboxJob, warm: Callable[[Any, SandboxJob], SandboxRun | None],
+                   cold: Callable[[SandboxJob], SandboxRun]) -> SandboxRun:
+    """Every warming backend's `run`: a spare of the job's kind where one is ready and takes the job
+    (`warm` returns None when it did not), else a cold start; the pool counts the run either way."""
+    try:
+        spare = pool.take(job)
+        if spare is not None:
+            run = warm(spare, job)
+            if run is not None:
+                return run
+        return cold(job)
+    finally:
+        pool.release(job)
 
 
 def _close_at_exit(ref: weakref.ref[WarmPool]) -> None:
