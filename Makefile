@@ -6,14 +6,14 @@ BIN    := $(VENV)/bin
 TORCH  ?= torch==2.13.0
 STAMP  := $(VENV)/.installed
 DEV    := $(VENV)/.dev-installed
-RAY    := $(VENV)/.ray-installed
+TESTDEPS := $(VENV)/.test-installed
 DB     ?= .autograder/grades.db
 JOBS   ?= 2
 LABS   ?= lab1-mlp lab2-cnn lab3-autoencoder lab4-numpy-mlp
 # Extra pytest arguments for `make test` and `make test-fast`, e.g. PYTEST_ARGS='-m slow --durations=25'.
 PYTEST_ARGS ?=
 
-.PHONY: install demo test test-fast lint typecheck bench schema image clean
+.PHONY: install demo serve test test-fast lint typecheck bench schema image clean
 
 install: $(STAMP)
 
@@ -38,19 +38,24 @@ demo: install
 		$(BIN)/autograder report $$lab --db $(DB) -o feedback/$$lab/report.html || exit $$?; \
 	done
 	$(BIN)/autograder course results --db $(DB)
+	@echo "Decide what waits for review in the browser, then export: make serve (it prints the address to open)"
 
-# The `ray` extra, for the tests only: they start a Ray cluster on this machine (tests/test_ray.py).
-# `make demo` grades on this machine and does not need it.
-$(RAY): $(STAMP) pyproject.toml
-	$(BIN)/python -m pip install --quiet -e ".[semantic,ray]"
+# The TAs' review app over the demo's store, on 127.0.0.1 with a fresh token in the printed address.
+serve: install
+	$(BIN)/autograder serve --db $(DB) --course course.yaml
+
+# The `test` extra, for the tests only: Ray (tests/test_ray.py starts a cluster on this machine), Playwright
+# (tests/test_serve_browser.py drives Debian's Chromium through a TA's review) and httpx. `make demo` needs none.
+$(TESTDEPS): $(STAMP) pyproject.toml
+	$(BIN)/python -m pip install --quiet -e ".[semantic,test]"
 	@touch $@
 
 # Everything: the slow tests run real notebooks, sandboxes, a Ray cluster and a browser (about a quarter of an hour).
-test: install $(RAY)
+test: install $(TESTDEPS)
 	$(BIN)/python -m pytest $(PYTEST_ARGS)
 
 # The loop while working: all but the `slow` tests, in under two minutes.
-test-fast: install $(RAY)
+test-fast: install $(TESTDEPS)
 	$(BIN)/python -m pytest -m "not slow" -q $(PYTEST_ARGS)
 
 # ruff, mypy and the type stubs: the `dev` extra, installed on first use (the demo does not need them).
@@ -78,4 +83,4 @@ schema: install
 	$(BIN)/autograder schema -o schemas
 
 clean:
-	rm -rf $(VENV) .autograder schemas .pytest_cache feedback release
+	rm -rf $(VENV) .autograder schemas .pytest_cache feedback release exports

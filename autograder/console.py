@@ -34,11 +34,14 @@ def reasons(result: SubmissionResult) -> list[str]:
     return [c.id for c in shown]
 
 
+# Which criterion's message explains a verdict best: the one of the status that decided it (a fail decides
+# U even where a criterion before it in the rubric waits for review, e.g. code that looks copied).
+_DECIDING = {"fail": 0, "error": 1, "review": 2}
+
+
 def first_reason(result: SubmissionResult) -> str:
-    for c in result.failed():
-        if c.status != "skipped":
-            return c.message
-    return ""
+    shown = sorted((c for c in result.failed() if c.status != "skipped"), key=lambda c: _DECIDING.get(c.status, 3))
+    return shown[0].message if shown else ""
 
 
 def table(results: list[SubmissionResult], title: str = "") -> Table:

@@ -5,6 +5,8 @@ student is the current result. Stage rows record what each stage produced under 
 inputs, so a changed rubric re-judges from recorded outputs instead of re-running notebooks.
 Embedding rows keep the reflections' sentence vectors by the hash of the text and the model, so a
 rerun or a re-judge does not load the model for texts it has seen (criteria/analysis/embeddings.py).
+Override rows are appended too: a decision, a withdrawal (`clear`), or an undo that names the row it
+withdraws and carries the decision it restores, so the latest row per criterion is what stands.
 """
 
 from __future__ import annotations
@@ -12,7 +14,8 @@ from __future__ import annotations
 import json
 import sqlite3
 import threading
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Iterator, Sequence
+from contextlib import contextmanager
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
@@ -24,7 +27,7 @@ from autograder.errors import UserError
 from autograder.ids import readable, student_id
 from autograder.results import Lateness, Override, SubmissionResult, now
 
-SCHEMA_VERSION = 4  # 2: TA overrides; 3: hand-ins (when each was handed in); 4: sentence embeddings
+SCHEMA_VERSION = 5  # 2: TA overrides; 3: hand-ins; 4: sentence embeddings; 5: undo (overrides.withdraws, .recorded_by)
 DEFAULT_DB = Path(".autograder") / "grades.db"
 
 _SCHEMA = """
@@ -57,7 +60,9 @@ CREATE TABLE IF NOT EXISTS overrides (
     criterion TEXT NOT NULL,
     submission_hash TEXT NOT NULL,
     decision TEXT NOT NULL,
-    at TEXT NOT NULL
+    at TEXT NOT NULL,
+    withdraws INTEGER,
+    recorded_by TEXT NOT NULL DEFAULT ''
 );
 CREATE INDEX IF NOT EXISTS overrides_by_student ON overrides (lab, student);
 CREATE TABLE IF NOT EXISTS handins (
@@ -84,6 +89,8 @@ CREATE TABLE IF NOT EXISTS embeddings (
 # The embeddings table's columns, in order: a table of that name laid out otherwise (an older or foreign
 # layout) is a cache, so it is dropped and made again rather than read wrongly.
 _EMBEDDING_COLUMNS = ["model", "text_sha256", "dim", "vector", "created_at"]
+# Columns the overrides table gained after it was first made (schema 5), added to an older store's table.
+_OVERRIDE_COLUMNS = {"withdraws": "INTEGER", "recorded_by": "TEXT NOT NULL DEFAULT ''"}
 _LOOKUP_CHUNK = 500  # keys per query: under SQLite's limit on bound parameters in every version
 
 
@@ -143,6 +150,19 @@ class HandIn(BaseModel):
     seen_at: datetime = Field(default_factory=now)
 
 
+class OverrideRow(BaseModel):
+    """One row of the overrides table: a decision (`decision`), a withdrawal (`decision` None), or an undo
+    (`withdraws`: the id of the row it takes back; `decision`: what stands again, None for nothing)."""
+
+    id: int
+    criterion: str
+    submission_hash: str
+    decision: Override | None
+    at: datetime
+    withdraws: int | None = None
+    by: str = Field("", description="Who recorded the row (for an undo: who undid).")
+
+
 class Store:
     def __init__(self, path: Path) -> None:
         self.path = Path(path)
@@ -161,11 +181,37 @@ class Store:
             # Older stores gain the new tables (CREATE ... IF NOT EXISTS) and keep their rows.
             self._migrate_embeddings()
             self._db.executescript(_SCHEMA)
+            self._migrate_overrides()
             self._db.execute("INSERT OR REPLACE INTO meta VALUES ('schema_version', ?)", (str(SCHEMA_VERSION),))
         except (sqlite3.Error, OSError) as exc:
             raise UserError(f"{self.path}: cannot open the results store: {exc}",
                             "pass --db with a writable path to an autograder database") from exc
-        self._lock = threading.Lock()
+        # Re-entrant: a write transaction (`write`) holds it while the methods it calls take it again.
+        self._lock = threading.RLock()
+
+    def _migrate_overrides(self) -> None:
+        """An overrides table from before undo (schema < 5) gains its columns; its rows keep their meaning."""
+        columns = {r[1] for r in self._db.execute("PRAGMA table_info(overrides)")}
+        for name, kind in _OVERRIDE_COLUMNS.items():
+            if name not in columns:
+                self._db.execute(f"ALTER TABLE overrides ADD COLUMN {name} {kind}")
+
+    @contextmanager
+    def write(self) -> Iterator[None]:
+        """One write transaction (BEGIN IMMEDIATE: SQLite's write lock from the start) around a read-modify-write,
+        so a second writer, in this process or another, waits rather than writing between our read and our
+        write. Store methods called inside join it; nested `write`s are one transaction."""
+        with self._lock:
+            if self._db.in_transaction:
+                yield
+                return
+            self._db.execute("BEGIN IMMEDIATE")
+            try:
+                yield
+            except BaseException:
+                self._db.execute("ROLLBACK")
+                raise
+            self._db.execute("COMMIT")
 
     def _migrate_embeddings(self) -> None:
         """An embeddings table laid out otherwise than this version's is only a cache: made again, empty."""
@@ -183,7 +229,7 @@ class Store:
             raise UserError(f"{path}: no results store there",
                             "grade a lab first, or pass the path of its grades.db (default .autograder/grades.db)")
         self = cls.__new__(cls)
-        self.path, self._lock = path, threading.Lock()
+        self.path, self._lock = path, threading.RLock()
         try:
             self._db = sqlite3.connect(f"{path.resolve().as_uri()}?mode=ro", uri=True, timeout=timeout,
                                        check_same_thread=False, isolation_level=None)
@@ -213,25 +259,19 @@ class Store:
         """Write a result and the stage outputs it used, all or nothing. Text that is not valid UTF-8 is
         stored escaped (`storable`); callers that show the result should show `storable(result)`."""
         result = storable(result)
-        with self._lock:
-            self._db.execute("BEGIN IMMEDIATE")
-            try:
-                for s in stages:
-                    self._db.execute(
-                        "INSERT OR REPLACE INTO stages VALUES (?,?,?,?,?,?,?)",
-                        (s.key, s.stage, s.lab, s.submission_hash, json.dumps(s.result), str(s.artifacts),
-                         now().isoformat()),
-                    )
+        with self.write():
+            for s in stages:
                 self._db.execute(
-                    "INSERT INTO results (lab, student, submission_hash, lab_version, rubric_hash, verdict, result,"
-                    " graded_at) VALUES (?,?,?,?,?,?,?,?)",
-                    (result.lab, result.student, result.submission_hash, result.lab_version, result.rubric_hash,
-                     result.verdict, result.model_dump_json(), result.graded_at.isoformat()),
+                    "INSERT OR REPLACE INTO stages VALUES (?,?,?,?,?,?,?)",
+                    (s.key, s.stage, s.lab, s.submission_hash, json.dumps(s.result), str(s.artifacts),
+                     now().isoformat()),
                 )
-                self._db.execute("COMMIT")
-            except BaseException:
-                self._db.execute("ROLLBACK")
-                raise
+            self._db.execute(
+                "INSERT INTO results (lab, student, submission_hash, lab_version, rubric_hash, verdict, result,"
+                " graded_at) VALUES (?,?,?,?,?,?,?,?)",
+                (result.lab, result.student, result.submission_hash, result.lab_version, result.rubric_hash,
+                 result.verdict, result.model_dump_json(), result.graded_at.isoformat()),
+            )
 
     def find(self, lab: str, student: str, submission_hash: str, lab_version: str, rubric_hash: str
              ) -> SubmissionResult | None:
@@ -289,14 +329,28 @@ class Store:
                            result=json.loads(row[4]), artifacts=Path(row[5]))
 
     def add_override(self, lab: str, student: str, criterion: str, submission_hash: str,
-                     decision: Override | None) -> None:
-        """Record a TA's decision on one criterion of one submission; None withdraws the last one."""
+                     decision: Override | None, withdraws: int | None = None, by: str = "") -> None:
+        """Record a TA's decision on one criterion of one submission; None withdraws the last one. An undo
+        names the row it takes back (`withdraws`) and carries the decision that stands again (or None)."""
         payload = decision.model_dump_json() if decision is not None else "null"
         with self._lock:
             self._db.execute(
-                "INSERT INTO overrides (lab, student, criterion, submission_hash, decision, at) VALUES (?,?,?,?,?,?)",
-                (lab, _text(student), criterion, submission_hash, payload, now().isoformat()),
+                "INSERT INTO overrides (lab, student, criterion, submission_hash, decision, at, withdraws,"
+                " recorded_by) VALUES (?,?,?,?,?,?,?,?)",
+                (lab, _text(student), criterion, submission_hash, payload, now().isoformat(), withdraws,
+                 by or (decision.by if decision is not None else "")),
             )
+
+    def override_rows(self, lab: str, student: str, criterion: str | None = None) -> list[OverrideRow]:
+        """Every override row of a student in a lab (one criterion's, with `criterion`), oldest first."""
+        query = "SELECT id, criterion, submission_hash, decision, at, withdraws, recorded_by FROM overrides" \
+                " WHERE lab=? AND student=?" + (" AND criterion=?" if criterion is not None else "") + " ORDER BY id"
+        params = (lab, _text(student)) + ((criterion,) if criterion is not None else ())
+        with self._lock:
+            rows = self._db.execute(query, params).fetchall()
+        return [OverrideRow(id=r[0], criterion=r[1], submission_hash=r[2],
+                            decision=None if r[3] == "null" else Override.model_validate_json(r[3]), at=r[4],
+                            withdraws=r[5], by=r[6]) for r in rows]
 
     def overrides(self, lab: str, student: str) -> dict[str, tuple[str, Override]]:
         """criterion -> (submission hash, decision): the latest standing decision per criterion."""
@@ -367,11 +421,5 @@ class Store:
         values = [(model, key, dim, sqlite3.Binary(vector), at) for key, dim, vector in rows]
         if not values:
             return
-        with self._lock:
-            self._db.execute("BEGIN IMMEDIATE")
-            try:
-                self._db.executemany("INSERT OR REPLACE INTO embeddings VALUES (?,?,?,?,?)", values)
-                self._db.execute("COMMIT")
-            except BaseException:
-                self._db.execute("ROLLBACK")
-                raise
+        with self.write():
+            self._db.executemany("INSERT OR REPLACE INTO embeddings VALUES (?,?,?,?,?)", values)

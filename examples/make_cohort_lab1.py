@@ -65,6 +65,103 @@ for epoch in range(500):
     history["val_accuracy"].append(evaluate(Xv, yv))
 """
 
+# The two students who pass wrote their code themselves, each their own way: no one else's shares it (the
+# code-originality criterion would rightly send such a pair to a teacher). Helpers inside the function,
+# two ELU layers trained in mini-batches from a DataLoader:
+FORWARD_OWN = """
+def relu(v):
+    return np.where(v > 0, v, 0)
+
+def softmax_rows(v):
+    v = v - np.max(v, axis=-1, keepdims=True)
+    ev = np.exp(v)
+    return ev / np.sum(ev, axis=-1, keepdims=True)
+
+out = np.asarray(x)
+n_layers = len(weights)
+for k in range(n_layers - 1):
+    out = relu(np.matmul(out, weights[k]) + biases[k])
+return softmax_rows(np.matmul(out, weights[-1]) + biases[-1])
+"""
+
+TRAIN_OWN = """
+torch.manual_seed(seed)
+data = torch.utils.data.TensorDataset(torch.tensor(X_train), torch.tensor(y_train))
+loader = torch.utils.data.DataLoader(data, batch_size=64, shuffle=True)
+model = nn.Sequential(nn.Linear(2, 64), nn.ELU(), nn.Linear(64, 64), nn.ELU(), nn.Linear(64, n_classes))
+sgd = torch.optim.Adam(model.parameters(), lr=0.01, weight_decay=1e-4)
+train_acc, val_acc = [], []
+
+
+def accuracy_of(features, labels):
+    model.eval()
+    with torch.no_grad():
+        predictions = model(torch.tensor(features)).argmax(dim=1).numpy()
+    model.train()
+    return float(np.mean(predictions == labels))
+
+
+for epoch in range(80):
+    for xb, yb in loader:
+        sgd.zero_grad()
+        nn.functional.cross_entropy(model(xb), yb).backward()
+        sgd.step()
+    train_acc.append(accuracy_of(X_train, y_train))
+    val_acc.append(accuracy_of(X_val, y_val))
+history = {"train_accuracy": train_acc, "val_accuracy": val_acc}
+"""
+
+# ... and a log-sum-exp softmax, full-batch training that keeps the best model (early stopping):
+FORWARD_EARLY = """
+h = x
+last = len(weights) - 1
+for i, (w, b) in enumerate(zip(weights, biases)):
+    h = h @ w + b
+    if i != last:
+        h = np.clip(h, 0, None)
+m = np.amax(h, axis=1, keepdims=True)
+logsum = m + np.log(np.exp(h - m).sum(axis=1, keepdims=True))
+return np.exp(h - logsum)
+"""
+
+TRAIN_EARLY = """
+import copy as _copy
+
+torch.manual_seed(seed)
+tx, ty = torch.from_numpy(X_train).float(), torch.from_numpy(y_train).long()
+vx, vy = torch.from_numpy(X_val).float(), torch.from_numpy(y_val).long()
+model = nn.Sequential()
+model.add_module("fc1", nn.Linear(2, 100))
+model.add_module("act1", nn.LeakyReLU(0.1))
+model.add_module("drop", nn.Dropout(0.1))
+model.add_module("fc2", nn.Linear(100, n_classes))
+adam = torch.optim.Adam(model.parameters(), lr=0.02, weight_decay=1e-3)
+history = {"train_accuracy": [], "val_accuracy": []}
+best_val, best_state, patience = -1.0, None, 0
+while len(history["val_accuracy"]) < 800 and patience < 100:
+    model.train()
+    adam.zero_grad()
+    out = model(tx)
+    loss = nn.functional.nll_loss(torch.log_softmax(out, dim=1), ty)
+    loss.backward()
+    adam.step()
+    model.eval()
+    with torch.no_grad():
+        tr = (model(tx).max(1).indices == ty).double().mean().item()
+        va = (model(vx).max(1).indices == vy).double().mean().item()
+    history["train_accuracy"].append(tr)
+    history["val_accuracy"].append(va)
+    if va > best_val:
+        best_val, best_state, patience = va, _copy.deepcopy(model.state_dict()), 0
+        best_len = len(history["val_accuracy"])
+    else:
+        patience += 1
+model.load_state_dict(best_state)
+model.eval()
+for curve in history.values():  # the history ends with the model kept
+    del curve[best_len:]
+"""
+
 # A linear classifier cannot separate interleaved spirals: it underfits.
 TRAIN_UNDERFIT = """
 torch.manual_seed(seed)
@@ -144,7 +241,7 @@ while history["val_accuracy"][-1] < 0.99:  # keep going until the model is reall
 """
 
 # Correct training, then leftover debugging output: about 111 MB of text.
-TRAIN_FLOOD = TRAIN_GOOD + """
+TRAIN_FLOOD = TRAIN_EARLY + """
 for step in range(110_000):  # debugging leftover
     print(f"step {step:06d} " + "=" * 1000)
 """
@@ -226,7 +323,7 @@ numbers in the output, and that fixing the random seed makes my experiments repe
 """
 
 STUDENTS = {  # name: {grade_id: content}; an absent reflection stays the placeholder
-    "good": dict(mlp_forward=FORWARD, train_model=TRAIN_GOOD, reflection=REFLECTIONS["good"]),
+    "good": dict(mlp_forward=FORWARD_OWN, train_model=TRAIN_OWN, reflection=REFLECTIONS["good"]),
     "underfit": dict(mlp_forward=FORWARD_ALT, train_model=TRAIN_UNDERFIT, reflection=REFLECTIONS["underfit"]),
     "overfit": dict(mlp_forward=FORWARD, train_model=TRAIN_OVERFIT, reflection=REFLECTIONS["overfit"]),
     "crash": dict(mlp_forward=FORWARD_ALT, train_model=TRAIN_CRASH, reflection=REFLECTIONS["crash"]),
@@ -234,7 +331,7 @@ STUDENTS = {  # name: {grade_id: content}; an absent reflection stays the placeh
     "no_reflection": dict(mlp_forward=FORWARD_ALT, train_model=TRAIN_GOOD),
     "copycat": dict(mlp_forward=FORWARD_ALT, train_model=TRAIN_GOOD, reflection=REFLECTIONS["copycat"]),
     "off_topic": dict(mlp_forward=FORWARD, train_model=TRAIN_GOOD, reflection=REFLECTIONS["off_topic"]),
-    "flood_output": dict(mlp_forward=FORWARD, train_model=TRAIN_FLOOD, reflection=REFLECTIONS["flood_output"]),
+    "flood_output": dict(mlp_forward=FORWARD_EARLY, train_model=TRAIN_FLOOD, reflection=REFLECTIONS["flood_output"]),
 }
 
 

@@ -98,6 +98,76 @@ LAYERS_IM2COL = {
         """,
 }
 
+# The two students who pass wrote their code themselves, each their own way: no one else's shares it (the
+# code-originality criterion would rightly send such a pair to a teacher). Windows as strided views:
+LAYERS_STRIDES = {
+    "conv2d": """
+        if padding:
+            x = np.pad(x, ((0, 0), (0, 0), (padding, padding), (padding, padding)))
+        n, c, h, wd = x.shape
+        f, _, kh, kw = w.shape
+        oh, ow = (h - kh) // stride + 1, (wd - kw) // stride + 1
+        s0, s1, s2, s3 = x.strides
+        windows = np.lib.stride_tricks.as_strided(
+            x, shape=(n, c, oh, ow, kh, kw), strides=(s0, s1, s2 * stride, s3 * stride, s2, s3), writeable=False)
+        result = np.tensordot(windows, w, axes=[(1, 4, 5), (1, 2, 3)])  # n, oh, ow, f
+        return result.transpose(0, 3, 1, 2) + b.reshape(1, f, 1, 1)
+        """,
+    "max_pool2d": """
+        step = size if stride is None else stride
+        n, c, h, wd = x.shape
+        oh, ow = (h - size) // step + 1, (wd - size) // step + 1
+        views = np.lib.stride_tricks.sliding_window_view(x, (size, size), axis=(2, 3))[:, :, ::step, ::step]
+        return views[:, :, :oh, :ow].max(axis=(-2, -1))
+        """,
+    "relu": """
+        return np.clip(x, 0, None)
+        """,
+    "dense": """
+        return np.einsum("nd,dk->nk", x, w) + b
+        """,
+}
+
+# ... and one column per output pixel, then a matrix product; pooling by stacking the windows' maxima:
+LAYERS_COLUMNS = {
+    "conv2d": """
+        batch, chans, height, width = x.shape
+        filters, _, k_h, k_w = w.shape
+        padded = np.zeros((batch, chans, height + 2 * padding, width + 2 * padding), dtype=np.result_type(x, w))
+        padded[:, :, padding:padding + height, padding:padding + width] = x
+        out_h = (height + 2 * padding - k_h) // stride + 1
+        out_w = (width + 2 * padding - k_w) // stride + 1
+        columns = []
+        for r in range(out_h):
+            for q in range(out_w):
+                block = padded[:, :, r * stride:r * stride + k_h, q * stride:q * stride + k_w]
+                columns.append(block.reshape(batch, -1))
+        cols = np.stack(columns, axis=1)  # batch, out_h * out_w, chans * k_h * k_w
+        flat_w = w.reshape(filters, -1)
+        res = cols @ flat_w.T + b
+        return res.reshape(batch, out_h, out_w, filters).transpose(0, 3, 1, 2)
+        """,
+    "max_pool2d": """
+        if stride is None:
+            stride = size
+        outs = []
+        for r in range(0, x.shape[2] - size + 1, stride):
+            row = []
+            for q in range(0, x.shape[3] - size + 1, stride):
+                row.append(x[:, :, r:r + size, q:q + size].reshape(x.shape[0], x.shape[1], -1).max(-1))
+            outs.append(np.stack(row, axis=-1))
+        return np.stack(outs, axis=-2)
+        """,
+    "relu": """
+        y = np.array(x, copy=True)
+        np.maximum(y, 0, out=y)
+        return y
+        """,
+    "dense": """
+        return np.matmul(x, w) + b[np.newaxis, :]
+        """,
+}
+
 # A copy-paste slip: the kernel's width is taken to be KH. The notebook's square kernels hide it, so
 # the notebook runs and trains; the public and hidden tests' rectangular kernels do not.
 LAYERS_WRONG_CONV = dict(LAYERS_LOOPS, conv2d="""
@@ -177,6 +247,50 @@ for epoch in range(12):
             print("early stopping")
             break
 model.load_state_dict(best_weights)
+model.eval()
+"""
+
+# Its own network (GELU, a 5x5 first layer, adaptive pooling), a DataLoader, SGD with Nesterov momentum; its own
+# curve, drawn with matplotlib.
+TRAIN_OWN = """
+torch.manual_seed(seed)
+train_set = torch.utils.data.TensorDataset(torch.tensor(X_train), torch.tensor(y_train))
+batches = torch.utils.data.DataLoader(train_set, batch_size=64, shuffle=True)
+
+
+class SmallCNN(nn.Module):
+    def __init__(self, channels=(16, 32)):
+        super().__init__()
+        a, b = channels
+        self.features = nn.Sequential(
+            nn.Conv2d(1, a, 5, padding=2), nn.GELU(), nn.MaxPool2d(2),
+            nn.Conv2d(a, b, 3, padding=1), nn.GELU(), nn.AdaptiveAvgPool2d(7),
+        )
+        self.head = nn.Sequential(nn.Flatten(), nn.Dropout(0.25), nn.Linear(b * 49, 10))
+
+    def forward(self, images):
+        return self.head(self.features(images))
+
+
+model = SmallCNN()
+optim = torch.optim.SGD(model.parameters(), lr=0.05, momentum=0.9, nesterov=True, weight_decay=1e-4)
+history = {"train_accuracy": [], "val_accuracy": []}
+val_images, val_labels = torch.tensor(X_val), torch.tensor(y_val)
+for epoch in range(12):
+    model.train()
+    right = seen = 0
+    for images, labels in batches:
+        logits = model(images)
+        loss = nn.functional.cross_entropy(logits, labels)
+        optim.zero_grad()
+        loss.backward()
+        optim.step()
+        right += (logits.argmax(1) == labels).sum().item()
+        seen += len(labels)
+    history["train_accuracy"].append(right / seen)
+    model.eval()
+    with torch.no_grad():
+        history["val_accuracy"].append((model(val_images).argmax(1) == val_labels).float().mean().item())
 model.eval()
 """
 
@@ -309,6 +423,19 @@ CURVE_TITLED = """
 plot_history(history, keys=["train_accuracy", "val_accuracy"], title="Accuracy per epoch")
 """
 
+CURVE_OWN = """
+import matplotlib.pyplot as plt
+
+fig, ax = plt.subplots(figsize=(6, 4))
+epochs = range(1, len(history["train_accuracy"]) + 1)
+ax.plot(epochs, history["train_accuracy"], marker="o", label="train")
+ax.plot(epochs, history["val_accuracy"], marker="s", label="validation")
+ax.set_xlabel("epoch")
+ax.set_ylabel("accuracy")
+ax.legend()
+plt.show()
+"""
+
 # --- reflections ---------------------------------------------------------------------------------
 
 REFLECTIONS = {
@@ -405,7 +532,7 @@ filters and see how much the accuracy improves if I had more time to train it.
 """
 
 STUDENTS = {  # name: (layers of cnn.py or None for no module, {grade_id: content})
-    "good": (LAYERS_LOOPS, dict(train_model=TRAIN_GOOD, training_curve=CURVE, reflection=REFLECTIONS["good"])),
+    "good": (LAYERS_STRIDES, dict(train_model=TRAIN_OWN, training_curve=CURVE_OWN, reflection=REFLECTIONS["good"])),
     "overfit": (LAYERS_IM2COL, dict(train_model=TRAIN_OVERFIT, training_curve=CURVE,
                                     reflection=REFLECTIONS["overfit"])),
     "underfit": (LAYERS_LOOPS, dict(train_model=TRAIN_UNDERFIT, training_curve=CURVE_TITLED,
@@ -419,7 +546,7 @@ STUDENTS = {  # name: (layers of cnn.py or None for no module, {grade_id: conten
                                       reflection=REFLECTIONS["off_topic"])),
 }
 # Handed in as an LMS-style zip file: zipped.zip holding the folder zipped/ with both files.
-ZIPPED = {"zipped": (LAYERS_IM2COL, dict(train_model=TRAIN_GOOD2, training_curve=CURVE_TITLED,
+ZIPPED = {"zipped": (LAYERS_COLUMNS, dict(train_model=TRAIN_GOOD2, training_curve=CURVE_TITLED,
                                          reflection=REFLECTIONS["zipped"]))}
 
 

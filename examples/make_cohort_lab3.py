@@ -163,6 +163,103 @@ with torch.no_grad():
 show_reconstructions(X_val[10:18], outputs)
 """
 
+# --- the passing students' own code ------------------------------------------------------------------
+
+# The two students who pass wrote their code themselves, each their own way: no one else's shares it (the
+# code-originality criterion would rightly send such a pair to a teacher). A dense bottleneck, AdamW:
+DENSE = ["""
+self.enc = nn.Sequential(
+    nn.Flatten(), nn.Linear(784, 256), nn.SiLU(), nn.Linear(256, latent_dim))
+self.dec = nn.Sequential(nn.Linear(latent_dim, 256), nn.SiLU(), nn.Linear(256, 784), nn.Sigmoid())
+""", """
+return self.enc(x)
+""", """
+return self.dec(z).view(-1, 1, 28, 28)
+"""]
+
+TRAIN_DENSE = """
+torch.manual_seed(seed)
+model = Autoencoder(latent_dim=min(24, LATENT_MAX))
+train_x = torch.tensor(X_train)
+valid_x = torch.tensor(X_val)
+optimiser = torch.optim.AdamW(model.parameters(), lr=2e-3, weight_decay=1e-4)
+history = {"train_mse": [], "val_mse": []}
+for epoch in range(20):
+    model.train()
+    losses = []
+    for idx in torch.randperm(len(train_x)).chunk(len(train_x) // 64):
+        recon = model(train_x[idx])
+        err = ((recon - train_x[idx]) ** 2).mean()
+        optimiser.zero_grad()
+        err.backward()
+        optimiser.step()
+        losses.append(err.item())
+    history["train_mse"].append(sum(losses) / len(losses))
+    model.eval()
+    with torch.no_grad():
+        history["val_mse"].append(nn.functional.mse_loss(model(valid_x), valid_x).item())
+"""
+
+RECONSTRUCT_DENSE = """
+sample = torch.tensor(X_val[:8])
+with torch.no_grad():
+    rebuilt = model(sample).numpy()
+show_reconstructions(sample.numpy(), rebuilt, n=8)
+"""
+
+# ... and 4x4 strided convolutions each way, a decaying learning rate:
+STRIDED = ["""
+self.down1 = nn.Conv2d(1, 16, 4, stride=2, padding=1)
+self.down2 = nn.Conv2d(16, 32, 4, stride=2, padding=1)
+self.to_code = nn.Linear(32 * 7 * 7, latent_dim)
+self.from_code = nn.Linear(latent_dim, 32 * 7 * 7)
+self.up1 = nn.ConvTranspose2d(32, 16, 4, stride=2, padding=1)
+self.up2 = nn.ConvTranspose2d(16, 1, 4, stride=2, padding=1)
+""", """
+h = torch.relu(self.down1(x))
+h = torch.relu(self.down2(h))
+return self.to_code(h.reshape(h.shape[0], -1))
+""", """
+h = torch.relu(self.from_code(z)).reshape(-1, 32, 7, 7)
+h = torch.relu(self.up1(h))
+return torch.sigmoid(self.up2(h))
+"""]
+
+TRAIN_STRIDED = """
+torch.manual_seed(seed)
+loader = torch.utils.data.DataLoader(torch.utils.data.TensorDataset(torch.tensor(X_train)), batch_size=32,
+                                     shuffle=True)
+model = Autoencoder(LATENT_MAX)
+opt = torch.optim.Adam(model.parameters(), lr=3e-3)
+sched = torch.optim.lr_scheduler.ExponentialLR(opt, gamma=0.85)
+history = {"train_mse": [], "val_mse": []}
+X_v = torch.tensor(X_val)
+for epoch in range(10):
+    model.train()
+    total, count = 0.0, 0
+    for (batch,) in loader:
+        opt.zero_grad()
+        loss = nn.MSELoss()(model(batch), batch)
+        loss.backward()
+        opt.step()
+        total += loss.item() * batch.shape[0]
+        count += batch.shape[0]
+    sched.step()
+    history["train_mse"].append(total / count)
+    model.eval()
+    with torch.no_grad():
+        history["val_mse"].append(float(((model(X_v) - X_v) ** 2).mean()))
+model = model.cpu()
+"""
+
+RECONSTRUCT_STRIDED = """
+originals = X_val[8:16]
+model.eval()
+with torch.no_grad():
+    outputs = model(torch.from_numpy(originals)).cpu().numpy()
+show_reconstructions(originals, outputs, n=8)
+"""
+
 # --- reflections ------------------------------------------------------------------------------------------
 
 REFLECTIONS = {
@@ -251,8 +348,8 @@ def edited_plotting(original: str) -> str:
 
 
 STUDENTS = {  # name: ({grade_id: content}, plotting.py handed in: None, "copy" or "edited")
-    "good": (dict(autoencoder=CONV, train_model=TRAIN.format(latent=32, lr=3e-3, epochs=12),
-                  reconstructions=RECONSTRUCT, reflection=REFLECTIONS["good"]), "copy"),
+    "good": (dict(autoencoder=DENSE, train_model=TRAIN_DENSE, reconstructions=RECONSTRUCT_DENSE,
+                  reflection=REFLECTIONS["good"]), "copy"),
     "underfit": (dict(autoencoder=CONV, train_model=TRAIN.format(latent=32, lr=1e-5, epochs=1),
                       reconstructions=RECONSTRUCT, reflection=REFLECTIONS["underfit"]), None),
     "big_latent": (dict(autoencoder=CONV_ALT, train_model=TRAIN_ALT.format(latent=128, lr=3e-3, epochs=12),
@@ -265,8 +362,8 @@ STUDENTS = {  # name: ({grade_id: content}, plotting.py handed in: None, "copy" 
                            reconstructions=RECONSTRUCT_ALT), None),
     "off_topic": (dict(autoencoder=CONV, train_model=TRAIN_ALT.format(latent=24, lr=3e-3, epochs=12),
                        reconstructions=RECONSTRUCT, reflection=REFLECTIONS["off_topic"]), "copy"),
-    "edited_plotting": (dict(autoencoder=CONV_ALT, train_model=TRAIN.format(latent=32, lr=3e-3, epochs=12),
-                             reconstructions=RECONSTRUCT, reflection=REFLECTIONS["edited_plotting"]), "edited"),
+    "edited_plotting": (dict(autoencoder=STRIDED, train_model=TRAIN_STRIDED, reconstructions=RECONSTRUCT_STRIDED,
+                             reflection=REFLECTIONS["edited_plotting"]), "edited"),
 }
 
 

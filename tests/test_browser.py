@@ -3,11 +3,13 @@
 from __future__ import annotations
 
 import re
+from html import unescape
 
 import pytest
 from browser import chromium, render
+from markupsafe import Markup
 
-from autograder.publish.html import esc, page
+from autograder.publish.html import templates
 
 SKIP = "Chromium is not installed (apt-get install chromium; .ci/run does it in CI)"
 PNG = b"\x89PNG\r\n\x1a\n"
@@ -27,12 +29,24 @@ def show(tmp_path):
     return show
 
 
+def page(title: str, body: str) -> str:
+    """base.html, the frame of every page (its CSP, its style), around markup this test wrote itself."""
+    frame = templates().from_string('{% extends "base.html" %}{% block body %}{{ body }}{% endblock %}')
+    return frame.render(title=title, body=Markup(body))
+
+
+def escaped(title: str, text: str) -> str:
+    """base.html around `text` as a page shows a student's output: escaped by the template."""
+    frame = templates().from_string('{% extends "base.html" %}{% block body %}<pre>{{ text }}</pre>{% endblock %}')
+    return frame.render(title=title, text=text)
+
+
 def title(dom: str) -> str:
     return re.search(r"<title>(.*?)</title>", dom, re.S).group(1)
 
 
 def bare(body: str) -> str:
-    """A page without html.page's CSP, where scripts do run."""
+    """A page without base.html's CSP, where scripts do run."""
     return f"<!DOCTYPE html><html><head><title>before</title></head><body>{body}</body></html>"
 
 
@@ -71,7 +85,7 @@ def test_a_clean_page_has_no_console_lines_and_a_screenshot_of_itself(show):
 
 @pytest.mark.slow
 @pytest.mark.browser
-def test_the_csp_of_html_page_stops_an_injected_script_and_says_so(show):
+def test_the_csp_of_the_page_frame_stops_an_injected_script_and_says_so(show):
     injected = "<script>document.title = 'pwned'</script><img src=x onerror=\"document.title = 'pwned'\">"
     shown = show(page("Safe", "<p>ok</p>" + injected))
     assert title(shown.dom) == "Safe"
@@ -83,10 +97,12 @@ def test_the_csp_of_html_page_stops_an_injected_script_and_says_so(show):
 @pytest.mark.browser
 def test_an_escaped_payload_leaves_nothing_to_run_and_nothing_in_the_console(show):
     payload = "<script>document.title = 'pwned'</script><img src=x onerror=\"document.title = 'pwned'\">"
-    shown = show(page("Safe", f"<pre>{esc(payload)}</pre>"))
+    shown = show(escaped("Safe", payload + "\x1b[31m{{ 7*7 }}"))
     assert title(shown.dom) == "Safe"
     assert shown.console == []
     assert "&lt;script&gt;" in shown.dom
+    pre = re.search(r"<pre>(.*?)</pre>", shown.dom, re.S).group(1)
+    assert unescape(pre) == payload + "{{ 7*7 }}"  # all of it, as text; the terminal escape dropped
 
 
 @pytest.mark.slow

@@ -124,3 +124,110 @@ def test_review_lists_the_evidence(course, submissions, tmp_path, capsys):
     assert "ana (review)" in shown and SHORT in shown and "1 submissions wait" in shown
     assert main(["review", "nolab", "--db", str(db)]) == 2
     assert "labs with results: toy" in capsys.readouterr().err
+
+
+def test_undo_restores_the_decision_before_and_then_none(store):
+    from autograder.grading.decisions import undo
+
+    store.record(result(reflection="review"))
+    override(store, "toy", "ana", "reflection", "fail", "Copied.", by="tove")
+    override(store, "toy", "ana", "reflection", "pass", "Allowed after all.", by="ali")
+    back = undo(store, "toy", "ana", "reflection", by="ali")
+    c = back.criteria[1]
+    assert (back.verdict, c.status, c.override.note, c.override.by, c.override.was) == ("U", "fail", "Copied.",
+                                                                                          "tove", "review")
+    assert apply_overrides(result(reflection="review"), store).verdict == "U"  # a regrade keeps the restored one
+    none = undo(store, "toy", "ana", "reflection", by="ali")
+    assert (none.verdict, none.criteria[1].status, none.criteria[1].override) == ("review", "review", None)
+    assert none.criteria[1].advice == ""  # the grader's own advice is back, not "a teacher decided"
+    assert "grader_advice" not in none.criteria[1].details
+    with pytest.raises(UserError, match="no decision"):
+        undo(store, "toy", "ana", "reflection")
+    rows = store.override_rows("toy", "ana", "reflection")
+    assert [(r.decision.status if r.decision else None, r.withdraws is not None, r.by) for r in rows] == [
+        ("fail", False, "tove"), ("pass", False, "ali"), ("fail", True, "ali"), (None, True, "ali")]
+
+
+def test_undo_after_clear_and_on_an_earlier_hand_in(store):
+    from autograder.grading.decisions import undo
+
+    store.record(result(reflection="review"))
+    override(store, "toy", "ana", "reflection", "fail", "Copied.", by="tove")
+    override(store, "toy", "ana", "reflection", "clear", "", by="tove")
+    with pytest.raises(UserError, match="no decision"):
+        undo(store, "toy", "ana", "reflection")  # a clear withdrew everything: nothing stands to undo
+    override(store, "toy", "ana", "reflection", "pass", "Fine.", by="tove")
+    store.record(result(sha="new", reflection="review"))  # a new hand-in: the decision was on the old one
+    with pytest.raises(UserError, match="current hand-in"):
+        undo(store, "toy", "ana", "reflection")
+
+
+def test_two_decisions_at_once_on_one_student_are_both_kept(tmp_path):
+    import threading
+
+    path = tmp_path / "g.db"
+    first = Store(path)
+    two = result(reflection="review")
+    two.criteria[0].status = "review"
+    first.record(two)
+    second = Store(path)  # another connection, as a second process would have
+    barrier = threading.Barrier(2)
+
+    def decide(store, criterion, by):
+        barrier.wait()
+        for n in range(10):
+            override(store, "toy", "ana", criterion, "pass" if n % 2 else "fail", f"round {n}", by=by)
+
+    threads = [threading.Thread(target=decide, args=(first, "acc", "tove")),
+               threading.Thread(target=decide, args=(second, "reflection", "ali"))]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join(60)
+    final = {c.id: c for c in first.latest_of("toy", "ana").criteria}
+    assert (final["acc"].override.note, final["acc"].override.by) == ("round 9", "tove")
+    assert (final["reflection"].override.note, final["reflection"].override.by) == ("round 9", "ali")
+    first.close()
+    second.close()
+
+
+def test_a_schema_4_store_gains_the_undo_columns(tmp_path):
+    path = tmp_path / "old.db"
+    db = sqlite3.connect(path)
+    db.executescript("CREATE TABLE meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);"
+                     "INSERT INTO meta VALUES ('schema_version', '4');"
+                     "CREATE TABLE overrides (id INTEGER PRIMARY KEY AUTOINCREMENT, lab TEXT NOT NULL, student TEXT "
+                     "NOT NULL, criterion TEXT NOT NULL, submission_hash TEXT NOT NULL, decision TEXT NOT NULL, "
+                     "at TEXT NOT NULL);")
+    db.execute("INSERT INTO overrides (lab, student, criterion, submission_hash, decision, at) VALUES "
+               "('toy', 'ana', 'reflection', 'abc', ?, '2026-01-01T00:00:00+00:00')",
+               ('{"status": "pass", "note": "ok", "by": "tove", "at": "2026-01-01T00:00:00Z"}',))
+    db.commit()
+    db.close()
+    store = Store(path)
+    store.record(result(reflection="review"))
+    assert store.overrides("toy", "ana")["reflection"][1].by == "tove"
+    rows = store.override_rows("toy", "ana")
+    assert (rows[0].withdraws, rows[0].by) == (None, "")
+    from autograder.grading.decisions import undo
+
+    assert undo(store, "toy", "ana", "reflection", by="ali").verdict == "review"
+    store.close()
+
+
+def test_a_decision_is_all_or_nothing(store, monkeypatch):
+    store.record(result(reflection="review"))
+
+    def broken(*args, **kwargs):
+        raise OSError("disk full")
+
+    monkeypatch.setattr(store, "record", broken)
+    with pytest.raises(OSError):
+        override(store, "toy", "ana", "reflection", "pass", "ok", by="tove")
+    assert store.override_rows("toy", "ana") == []  # the override row went with the failed result
+    monkeypatch.undo()
+    from autograder.grading.decisions import record_decided
+
+    override(store, "toy", "ana", "reflection", "pass", "ok", by="tove")
+    regraded = record_decided(store, result(reflection="review"))  # a regrade recorded with the decision on
+    assert regraded.verdict == "G" and store.latest_of("toy", "ana").criteria[1].override.by == "tove"

@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import hashlib
 import sqlite3
+import threading
 from concurrent.futures import ThreadPoolExecutor
 from types import SimpleNamespace
 
@@ -119,6 +120,30 @@ def test_warm_up_loads_in_the_background_once(model, store):
     embeddings.encode(["a text"])  # waits for the load in progress rather than loading again
     thread.join()
     assert embeddings.loads() == 1 and embeddings.warm_up() is None
+
+
+def test_the_warm_up_load_never_runs_beside_the_judges_pytest(model, monkeypatch):
+    """The warm-up's imports change sys.modules while pytest, in the judge's thread, iterates it: the load
+    holds the judge's AST_LOCK, so a hidden-test run waits for it (and it for a run in progress)."""
+    from autograder.criteria.analysis.calls import AST_LOCK
+
+    free_during_load: list[bool] = []
+
+    def load():
+        other = threading.Thread(target=lambda: free_during_load.append(
+            AST_LOCK.acquire(blocking=False) and (AST_LOCK.release() or True)))
+        other.start()
+        other.join()
+        return model
+
+    monkeypatch.setattr(embeddings, "_load_model", load)
+    with AST_LOCK:  # a hidden-test run in progress: the warm-up waits for it
+        thread = embeddings.warm_up()
+        assert thread is not None
+        thread.join(0.3)
+        assert thread.is_alive() and embeddings.loads() == 0
+    thread.join()
+    assert free_during_load == [False] and embeddings.loads() == 1
 
 
 def test_warm_up_does_nothing_without_embeddings(model, monkeypatch):

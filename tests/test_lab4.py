@@ -108,7 +108,8 @@ def test_the_lab_has_no_notebook_and_names_its_module_report_helper_and_packages
     assert spec.notebook is None and spec.exports == []
     assert (spec.files.student, spec.files.helpers, spec.files.report) == (["mlp.py"], ["checks.py"], "report")
     assert spec.packages == ["scipy>=1.10", "scikit-image>=0.21"]
-    assert [c.id for c in lab.rubric.criteria] == ["hidden-tests", "test-accuracy", "own-code", "reflection"]
+    assert [c.id for c in lab.rubric.criteria] == ["hidden-tests", "test-accuracy", "own-code", "code-originality",
+                                                     "reflection"]
     reflection = lab.rubric.criteria[-1]
     assert (reflection.source, reflection.section) == ("report", "Ethics reflection")
     assert (lab.assignment_dir / "report.md").is_file()

@@ -33,6 +33,7 @@ TIERS = {
     "autograder.grading": 5,  # with grading.lms (LMS downloads) and grading.lateness, which import intake
     "autograder.publish": 5,
     "autograder.sandbox.build": 5,
+    "autograder.serve": 6,  # the review app (`autograder serve`): over publish and grading
     "autograder.schema": 6,  # the JSON Schemas of every file staff write (lab, rubric, course)
     "autograder.probing": 6,  # the probe authors' API: a name that stays put
     "autograder.cli": 7,

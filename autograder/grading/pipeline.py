@@ -26,7 +26,7 @@ from autograder.criteria.base import DEFAULT_ADVICE, ProbeData
 from autograder.errors import UserError
 from autograder.grading import pytest_plugin
 from autograder.grading.cohort import cross_check
-from autograder.grading.decisions import apply_overrides
+from autograder.grading.decisions import record_decided
 from autograder.grading.execute import Executed, modules
 from autograder.grading.execute import request as execute_request
 from autograder.grading.executors import ExecutorSettings, get_executor
@@ -189,8 +189,7 @@ class Grader:
             return storable(result), False
         try:
             self._keep_handin(sub)
-            result = storable(apply_overrides(result, self.store))
-            self.store.record(result, stages)
+            result = record_decided(self.store, result, stages)
         except Exception as exc:  # the store refused it: record the failure instead, without the stages
             log.debug("recording %s failed", sub.student, exc_info=True)
             result = storable(self._internal_error(sub, exc))

@@ -99,6 +99,18 @@ class HandedInColumns(BaseModel):
                             description="The time column, first that the CSV has.")
 
 
+class Reviewer(BaseModel):
+    """A TA who may decide in `autograder serve`: the name decisions are recorded under, and the sha256 of
+    their token (never the token itself, so course.yaml can be committed). `autograder serve --new-token
+    NAME` prints a fresh token and this entry."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    name: str = Field(min_length=1, max_length=100, pattern=r"^[^\x00-\x1f\x7f]+$",
+                      description="Who decides, as the decisions and the students' pages name them.")
+    token_sha256: str = Field(pattern=r"^[0-9a-f]{64}$", description="sha256 of the TA's token, in lowercase hex.")
+
+
 class CourseSpec(BaseModel):
     """`course.yaml`: the lab module as the university's systems know it."""
 
@@ -124,6 +136,9 @@ class CourseSpec(BaseModel):
     match: RosterMatch = Field(default_factory=RosterMatch, description="How downloads are matched to the roster.")
     handed_in_csv: HandedInColumns = Field(default_factory=HandedInColumns)
     ladok_grades: LadokGrades = Field(default_factory=LadokGrades)
+    reviewers: list[Reviewer] = Field(
+        default_factory=list, description="TAs who may decide in `autograder serve`, each with their own token; "
+        "required when it serves beyond this machine (--host).")
     _folder: Path = PrivateAttr(default_factory=Path.cwd)
 
     @field_validator("labs")
@@ -137,6 +152,19 @@ class CourseSpec(BaseModel):
         if not any(entry.required for entry in labs):
             raise ValueError("no lab is required: a module grade needs at least one required lab")
         return labs
+
+    @field_validator("reviewers")
+    @classmethod
+    def _unique_reviewers(cls, reviewers: list[Reviewer]) -> list[Reviewer]:
+        for key in ("name", "token_sha256"):
+            seen: set[str] = set()
+            for r in reviewers:
+                value = getattr(r, key)
+                if value in seen:
+                    raise ValueError(f"two reviewers share one {key.replace('_', ' ')}"
+                                     + (f" ({value!r})" if key == "name" else "") + ": give each TA their own")
+                seen.add(value)
+        return reviewers
 
     @field_validator("examination_date", mode="before")
     @classmethod

