@@ -39,7 +39,7 @@ from autograder.serve.auth import token_sha256
 from autograder.store import StageRecord, Store
 
 ORIGIN = "http://127.0.0.1:8000"
-TOKEN = "the-known-token"
+TOKEN = "the-known-token-0123"
 TEMPLATE = "{{7*7}}{% raw %}x{% endraw %}"
 ESCAPES = "\x1b[31mred\x1b]0;title\x07\x1b[2J"
 HOSTILE_ID = f"<script>alert(1)</script><img src=x onerror=alert(2)>{TEMPLATE}"
@@ -477,6 +477,8 @@ def test_a_host_beyond_this_machine_needs_reviewers(db, capsys):
     assert "cannot listen" in capsys.readouterr().err
     assert main(["serve", "--db", str(db.parent / "none.db")]) == 2
     assert "no results store" in capsys.readouterr().err
+    assert main(["serve", "--db", str(db), "--port", "0", "--token", "abc"]) == 2  # a careless TA's token
+    assert "--token is 3 characters long" in capsys.readouterr().err
 
 
 def test_new_token_prints_a_token_and_the_line_for_course_yaml(capsys):

@@ -57,6 +57,9 @@ def cmd_serve(args: argparse.Namespace) -> int:
     return _serve(args)
 
 
+MIN_TOKEN = 16  # characters of a token given with --token: a random one has 43
+
+
 def _serve(args: argparse.Namespace) -> int:
     import socket
 
@@ -65,6 +68,9 @@ def _serve(args: argparse.Namespace) -> int:
     from autograder.publish.course import load_course
     from autograder.serve.app import create_app
 
+    if args.token is not None and len(args.token) < MIN_TOKEN:
+        raise UserError(f"--token is {len(args.token)} characters long; a token that opens the app needs {MIN_TOKEN} "
+                        "or more", "leave --token out for a fresh random one, or make one with --new-token NAME")
     course = None
     if args.course is not None:
         course = load_course(None if args.course == Path("course.yaml") else args.course, args.root)
