@@ -314,3 +314,26 @@ def test_the_terminal_table_explains_a_u_by_its_fail_not_by_a_copy_waiting_for_r
                               verdict="U", criteria=criteria)
     assert first_reason(result) == "The reflection is missing."
     assert reasons(result) == ["code-originality", "reflection"]  # every criterion still named, in rubric order
+
+
+def test_validate_lab_does_not_hold_its_own_variants_alike_against_the_solution():
+    """validate-lab grades the solution beside the solution with the module templates: their code matches by
+    construction, and the cohort pass sent the solution to review (lab2-cnn's validation failed on it)."""
+    from autograder.grading.validation import validation_verdict
+    from autograder.results import CriterionResult, SubmissionResult
+
+    alike = CriterionResult(id="code-originality", kind="code-originality", status="review", message="Alike.",
+                            details={"own_status": "pass", "similar_to": [{"student": "module-templates",
+                                                                           "similarity": 1.0, "passages": []}]})
+    short = CriterionResult(id="reflection", kind="reflection", status="fail", message="Too short.")
+
+    def result(student: str, *criteria: CriterionResult) -> SubmissionResult:
+        return SubmissionResult(lab="lab2-cnn", student=student, submission_hash="h", lab_version="1",
+                                rubric_hash="r", verdict="review", criteria=list(criteria))
+
+    assert validation_verdict(result("reference-solution", alike)) == "G"
+    assert validation_verdict(result("reference-solution", alike, short)) == "U"  # a real failure still counts
+    assert validation_verdict(result("module-templates", alike)) == "review"  # only the solution is spared
+    judged_alone = alike.model_copy(update={"details": {"own_status": "review", "similar_to": alike.details[
+        "similar_to"]}})
+    assert validation_verdict(result("reference-solution", judged_alone)) == "review"  # its own doubt stands

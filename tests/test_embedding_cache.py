@@ -433,3 +433,21 @@ def test_real_vectors_round_trip_through_the_store(real, store, monkeypatch):
     new_process(monkeypatch)  # the real model is gone, and may not load again
     assert (embeddings.encode(texts) == first).all() and embeddings.loads() == 0
 
+
+
+def test_a_closed_store_is_forgotten_not_written_to(model, tmp_path, caplog):
+    """The self-check grades in a throwaway store and closes it: vectors embedded afterwards in the same
+    process went to the closed store ("Cannot operate on a closed database", a warning on every text)."""
+    kept = Store(tmp_path / "kept.db")
+    throwaway = Store(tmp_path / "check.db")
+    embeddings.remember(kept)
+    embeddings.forget(throwaway)  # not the one named: nothing changes
+    embeddings.encode(["first text"])
+    assert len(rows(kept)) == 1
+    embeddings.remember(throwaway)
+    embeddings.forget(throwaway)
+    throwaway.close()
+    with caplog.at_level("WARNING"):
+        embeddings.encode(["a text embedded after the self-check"])
+    assert "closed database" not in caplog.text
+    kept.close()

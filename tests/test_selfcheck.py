@@ -30,9 +30,10 @@ def checked_cohort(name: str) -> dict[str, CheckResult]:
 
 
 def only_cohort_doubts(result) -> bool:
-    """Held back only by what no self-check can see: a reflection too similar to another student's."""
+    """Held back only by what no self-check can see: a reflection or code too similar to another student's."""
     doubts = [c for c in result.criteria if c.required and c.status != "pass"]
-    return bool(doubts) and all(c.kind == "reflection" and c.details.get("similar_to") for c in doubts)
+    return bool(doubts) and all(c.kind in ("reflection", "code-originality") and c.details.get("similar_to")
+                                for c in doubts)
 
 
 @pytest.mark.parametrize("name", LABS)
@@ -76,10 +77,10 @@ def test_the_check_marks_estimates_and_never_touches_the_notebook(tmp_path):
 
 
 def test_a_result_close_to_its_bar_is_flagged(tmp_path):
-    """The good student's val accuracy (0.853) against a bar moved to 0.84: passes, but within 5% of it."""
+    """The good student's val accuracy (0.827) against a bar moved to 0.82: passes, but within 5% of it."""
     lab = load_lab("lab1-mlp", REPO, public_only=True)
     accuracy = next(c for c in lab.rubric.criteria if c.id == "test-accuracy")
-    accuracy.min = 0.84
+    accuracy.min = 0.82
     c = check(lab, cohort_folder("lab1-mlp") / "good.ipynb", Options(scratch=tmp_path))
     assert c.passed and not c.margin
     assert [x.id for x in c.close] == ["test-accuracy"]

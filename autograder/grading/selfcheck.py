@@ -90,6 +90,7 @@ def check(lab: Lab, path: Path, options: Options | None = None) -> CheckResult:
         try:
             result, _ = Grader(lab, store, LocalBackend(), opts).grade(sub)
         finally:
+            embeddings.forget(store)  # a closed throwaway store is no place to keep vectors for what runs next
             store.close()
     mark_estimates(lab, result)
     # What only grading can check (a lab whose tests are all hidden) is said, not held against the student.

@@ -24,7 +24,7 @@ from autograder.labs.environment import BASE_PACKAGES, Environment, provider
 from autograder.labs.lab import Lab, load_lab
 from autograder.labs.rubric import decide
 from autograder.notebooks import find_cell, load_notebook
-from autograder.results import SubmissionResult
+from autograder.results import CriterionResult, SubmissionResult
 from autograder.store import Store
 
 # A lab with student modules also grades the solved notebook with the untouched module templates: the
@@ -209,7 +209,15 @@ def validate(lab: Lab, root: Path | None, grade: GradeBatch) -> Validation:
 
 def validation_verdict(result: SubmissionResult) -> str:
     """The verdict, except that the solution's reflection is not held against it for matching itself
-    (the rubric's reference_similarity check compares answers with exactly that text)."""
+    (the rubric's reference_similarity check compares answers with exactly that text), nor what the cohort
+    pass found alike among validation's own submissions: they are made from the solution on purpose
+    (`module-templates` is its notebook with the module templates), so their code and text match it."""
     if result.student != "reference-solution":
         return result.verdict
-    return decide([c for c in result.criteria if c.details.get("reason") != "reference-copy"])
+    return decide([c for c in result.criteria if c.details.get("reason") != "reference-copy"
+                   and not _alike_in_this_batch(c)])
+
+
+def _alike_in_this_batch(c: CriterionResult) -> bool:
+    """A criterion that passed alone and waits for review only because the cohort pass found its match."""
+    return c.status == "review" and bool(c.details.get("similar_to")) and c.details.get("own_status") == "pass"

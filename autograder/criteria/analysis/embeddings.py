@@ -189,6 +189,13 @@ def remember(cache: VectorCache | None) -> None:
     _persistent = cache
 
 
+def forget(cache: VectorCache) -> None:
+    """Stop keeping vectors in `cache` if it is the one named (a store about to be closed); else nothing."""
+    global _persistent
+    if _persistent is cache:
+        _persistent = None
+
+
 @contextmanager
 def kept_in(cache: VectorCache) -> Iterator[None]:
     """`remember(cache)` for a block (the cohort pass over one store), then the one named before again."""
