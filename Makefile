@@ -50,7 +50,7 @@ $(TESTDEPS): $(STAMP) pyproject.toml
 	$(BIN)/python -m pip install --quiet -e ".[semantic,test]"
 	@touch $@
 
-# Everything: the slow tests run real notebooks, sandboxes, a Ray cluster and a browser (about 35 minutes on 2 cores).
+# Everything: the slow tests run real notebooks, sandboxes, a Ray cluster and a browser (about 45 minutes on 2 cores).
 test: install $(TESTDEPS)
 	$(BIN)/python -m pytest $(PYTEST_ARGS)
 

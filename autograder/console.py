@@ -132,6 +132,7 @@ def evidence_lines(c: CriterionResult) -> list[str]:
     for key, value in d.items():
         if key not in SHOWN_APART:
             lines += _nested(key, value, "  ")
+    lines += run_lines(c, "  ")
     text = d.get("text")
     if text:
         lines.append("  text:")
@@ -139,7 +140,37 @@ def evidence_lines(c: CriterionResult) -> list[str]:
     return lines
 
 
-SHOWN_APART = {"text", "similar_to", "own_message", "own_status", "own_advice", "failed"}
+SHOWN_APART = {"text", "similar_to", "own_message", "own_status", "own_advice", "failed", "runs", "rerun"}
+
+
+def run_lines(c: CriterionResult, indent: str = "") -> list[str]:
+    """The runs of a criterion judged on several seeds (grading/reruns.py): one line per run, seed, value,
+    interval, status, and why a run gave no value; [] for a criterion judged on one run."""
+    runs = c.details.get("runs")
+    if not isinstance(runs, list) or not runs:
+        return []
+    plan = c.details.get("rerun") or {}
+    median = c.details.get("median")
+    head = f"{indent}runs of {c.id}, {len(runs)} of {plan.get('planned', '?')} planned"
+    if isinstance(median, int | float):
+        head += f", median {median:.4g}"
+    stopped = plan.get("stopped")
+    lines = [head + (f" (stopped: {stopped})" if stopped else "") + ":"]
+    for run in runs:
+        if not isinstance(run, dict):
+            continue
+        value, interval = run.get("value"), run.get("interval")
+        shown = f"{value:.4g}" if isinstance(value, int | float) else "no value"
+        if isinstance(interval, list) and len(interval) == 2:
+            shown += f" (95% {interval[0]:.3f}-{interval[1]:.3f})"
+        line = f"{indent}  seed {run.get('seed')}: {shown}, {run.get('status', '?')}"
+        if value is None and run.get("message"):
+            line += f": {run['message']}"
+        stages = run.get("stages") or {}
+        if stages:
+            line += " [" + ", ".join(f"{stage} {str(key)[:12]}" for stage, key in stages.items()) + "]"
+        lines.append(line)
+    return lines
 MAX_ITEMS = 20
 
 

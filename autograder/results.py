@@ -53,6 +53,7 @@ class ExecutionResult(BaseModel):
     message: str = ""
     cell: int | None = Field(None, description="1-based index of the failing cell, as the student sees it.")
     duration_s: float = 0.0
+    cpu_s: float | None = Field(None, description="User + system CPU seconds of the run, measured from outside.")
     peak_memory_mb: float | None = None
     device: str = Field("cpu", description="What the notebook was given as `device`: cpu or cuda.")
     gpus: list[str] = Field(default_factory=list, description="Host GPU ids the run used.")
@@ -60,6 +61,10 @@ class ExecutionResult(BaseModel):
     output_truncated_bytes: int = 0
     exports: list[str] = Field(default_factory=list, description="Declared exports that were saved.")
     stderr_tail: str = ""
+    environment: Environment | None = Field(
+        None, description="The stamp taken when this run ran, kept with its stage record: a result judged from "
+        "a recorded run is stamped with that run's image and versions, not with today's. The pipeline moves it "
+        "into SubmissionResult.environment.")
 
 
 class ProbeStatus(BaseModel):
@@ -91,6 +96,8 @@ class ProbeReport(BaseModel):
     status: Literal["ok", "skipped", "timeout", "memory", "pids", "disk", "crashed", "harness-error"]
     message: str = ""
     duration_s: float = 0.0
+    cpu_s: float | None = Field(None, description="User + system CPU seconds of the probe run, measured from outside.")
+    peak_memory_mb: float | None = Field(None, description="Host peak memory of the probe run, where measured.")
     probes: dict[str, ProbeStatus] = Field(default_factory=dict)
     exports: dict[str, str] = Field(default_factory=dict, description="export -> 'ok' or why it failed to load")
     models: dict[str, ModelStats] = Field(default_factory=dict, description="Exports that are torch modules.")
@@ -134,6 +141,71 @@ def _duration(seconds: float) -> str:
     return " ".join(parts[:2])
 
 
+class Environment(BaseModel):
+    """The reproducibility stamp: the conditions a result was graded under, read by the host from outside
+    student code (the engine, the image's build-time labels, the host's interpreter, /proc, nvidia-smi), so
+    a notebook that rewrites torch.__version__ cannot change it."""
+
+    seed_parameter: str | None = Field(None, description="Which of the lab's parameters is the seed.")
+    seeds: list[int] = Field(default_factory=list, description="The first run's seed, then every re-run's.")
+    image: str = Field("", description="The sandbox image's name (docker), or '' on the local backend.")
+    image_digest: str = Field("", description="The image's id from the engine (sha256:...), or ''.")
+    python: str = ""
+    torch: str = ""
+    cuda: str | None = Field(None, description="The CUDA version torch was built for; None for a CPU build.")
+    driver: str | None = Field(None, description="The NVIDIA driver version, when GPUs were used.")
+    gpu: str | None = Field(None, description="The GPU model(s), when GPUs were used.")
+    cpu: str = Field("", description="The host's CPU model.")
+    platform: str = Field("", description="The operating system and machine, e.g. Linux-6.8 x86_64.")
+    backend: str = ""
+    deterministic: dict[str, str] = Field(default_factory=dict, description="Settings the harness puts in force "
+                                          "in the sandbox (thread counts, PYTHONHASHSEED, CUBLAS_WORKSPACE_CONFIG).")
+    harness_version: str = ""
+    limits: dict[str, Any] = Field(default_factory=dict, description="The notebook run's limits as they applied "
+                                   "(the lab's, with the command line's overrides): `rerun` applies them again.")
+
+    def lines(self) -> list[str]:
+        """What `show` and the feedback page say of it, one fact a line; nothing here is hidden."""
+        seeds = ", ".join(str(s) for s in self.seeds) or "none recorded"
+        software = f"Python {self.python or '?'}" + (f", torch {self.torch}" if self.torch else "") + \
+            (f", CUDA {self.cuda}" if self.cuda else "")
+        hardware = self.gpu + (f" (driver {self.driver})" if self.driver else "") if self.gpu else self.cpu
+        image = f"{self.image} ({self.image_digest[:19] or 'id unknown'})" if self.image else \
+            f"none: the {self.backend or 'local'} backend, on the grader's own Python"
+        said = [f"seed{'s' if len(self.seeds) > 1 else ''}: {seeds}" +
+                (f" (parameter `{self.seed_parameter}`)" if self.seed_parameter else ""),
+                f"image: {image}", f"software: {software}", f"hardware: {hardware or 'unknown'}"]
+        if self.platform:
+            said.append(f"platform: {self.platform}")
+        if self.deterministic:
+            said.append("settings: " + ", ".join(f"{k}={v}" for k, v in sorted(self.deterministic.items())))
+        said.append(f"grader: autograder {self.harness_version or '?'}, {self.backend or '?'} backend")
+        return said
+
+
+class Compute(BaseModel):
+    """What grading one hand-in cost, summed over its sandbox runs (cached stages count what they cost when
+    they ran). GPU-seconds are wall time times the GPUs held: a held GPU is spent whether busy or not."""
+
+    wall_s: float = Field(0.0, ge=0)
+    cpu_s: float | None = Field(None, ge=0, description="User + system CPU time; None where unmeasured.")
+    gpu_s: float = Field(0.0, ge=0, description="Wall time x GPUs held, over runs that held GPUs.")
+    peak_memory_mb: float | None = Field(None, ge=0, description="Largest host peak over the runs.")
+    peak_gpu_memory_mb: float | None = Field(None, ge=0, description="Largest GPU peak over the runs.")
+    runs: int = Field(0, ge=0, description="Sandbox runs counted (execute and probe, re-runs included).")
+
+    def line(self) -> str:
+        """'2 runs: 41.2 s wall, 38.9 CPU-s, 0 GPU-s; peak memory 812 MB'."""
+        cpu = "CPU-s unmeasured" if self.cpu_s is None else f"{self.cpu_s:.1f} CPU-s"
+        runs = f"{self.runs} run{'s' if self.runs != 1 else ''}"
+        said = f"{runs}: {self.wall_s:.1f} s wall, {cpu}, {self.gpu_s:.0f} GPU-s"
+        if self.peak_memory_mb is not None:
+            said += f"; peak memory {self.peak_memory_mb:.0f} MB"
+        if self.peak_gpu_memory_mb is not None:
+            said += f", GPU {self.peak_gpu_memory_mb:.0f} MB"
+        return said
+
+
 class SubmissionResult(BaseModel):
     lab: str
     student: str
@@ -156,7 +228,13 @@ class SubmissionResult(BaseModel):
     handed_in: datetime | None = Field(None, description="When the graded work was handed in (the LMS's time, a "
                                        "--handed-in CSV, the zip or file time); None where intake had none.")
     late: Lateness | None = Field(None, description="Set when the hand-in was late.")
+    environment: Environment | None = Field(None, description="The reproducibility stamp (seeds, image, versions, "
+                                            "hardware); None for results graded before it existed.")
+    compute: Compute | None = Field(None, description="CPU/GPU seconds and peak memory of the sandbox runs.")
 
     def failed(self) -> list[CriterionResult]:
         """Criteria that keep the verdict from G, in rubric order."""
         return [c for c in self.criteria if c.required and c.status != "pass"]
+
+
+ExecutionResult.model_rebuild()  # its stamp (Environment) is defined below it

@@ -12,6 +12,7 @@ withdraws and carries the decision it restores, so the latest row per criterion 
 from __future__ import annotations
 
 import json
+import secrets
 import sqlite3
 import threading
 from collections.abc import Iterable, Iterator, Sequence
@@ -272,6 +273,25 @@ class Store:
                 (result.lab, result.student, result.submission_hash, result.lab_version, result.rubric_hash,
                  result.verdict, result.model_dump_json(), result.graded_at.isoformat()),
             )
+
+    def secret(self, name: str) -> bytes:
+        """A random secret of this store (32 bytes), made the first time it is asked for under `name` and kept
+        in the meta table: what keys the leaderboard's pseudonyms (publish/leaderboard.py), so they stay the
+        same on every publish and no one without the store file can compute a student's."""
+        key = f"secret:{name}"
+        query = "SELECT value FROM meta WHERE key=?"
+        with self._lock:
+            row = self._db.execute(query, (key,)).fetchone()
+            if row is None:
+                try:
+                    with self.write():  # INSERT OR IGNORE: two publishers at once keep the first one's
+                        self._db.execute("INSERT OR IGNORE INTO meta VALUES (?, ?)", (key, secrets.token_hex(32)))
+                except sqlite3.OperationalError as exc:  # a read-only store (Store.reader) or file
+                    raise UserError(f"{self.path}: cannot keep the {name} secret in the results store: {exc}",
+                                    "publish once with a writable store (it makes the secret), then read it "
+                                    "again") from exc
+                row = self._db.execute(query, (key,)).fetchone()
+        return bytes.fromhex(row[0])
 
     def find(self, lab: str, student: str, submission_hash: str, lab_version: str, rubric_hash: str
              ) -> SubmissionResult | None:

@@ -39,6 +39,8 @@ def owner_tag() -> str:
 def new_workdir(prefix: str, root: Path | None = None) -> Path:
     """A fresh, private dir named for this process (`prefix`: lowercase letters, digits, `_`), which
     `sweep` removes once this process is gone; the caller removes it when done."""
+    if root is not None:  # a scratch folder named on the command line may not exist yet
+        Path(root).mkdir(parents=True, exist_ok=True)
     return Path(tempfile.mkdtemp(prefix=f"autograder-{prefix}.{owner_tag()}.", dir=root))
 
 

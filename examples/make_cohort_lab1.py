@@ -240,6 +240,37 @@ while history["val_accuracy"][-1] < 0.99:  # keep going until the model is reall
         history["val_accuracy"].append((model(Xv).argmax(1) == yv).float().mean().item())
 """
 
+# Small and briefly trained: its hidden-test accuracy lands on either side of the 0.75 bar with the seed
+# (seeds 0-9: 0.7360 0.7320 0.8015 0.8270 0.7545 0.7560 0.7935 0.6970 0.7620 0.7385; median 0.7553). Seed 0
+# alone would be a U; the rubric's `borderline: {policy: rerun}` judges the median of 5 seeds instead.
+FORWARD_BORDERLINE = """
+probs = None
+layer_input = np.array(x, dtype=np.float64)
+for depth, (W, b) in enumerate(zip(weights, biases), start=1):
+    pre = layer_input.dot(W) + b
+    layer_input = pre if depth == len(weights) else pre * (pre > 0)
+shifted = layer_input - layer_input.max(axis=-1)[:, None]
+probs = np.exp(shifted)
+probs /= probs.sum(axis=-1)[:, None]
+return probs
+"""
+
+TRAIN_BORDERLINE = """
+torch.manual_seed(seed)
+inputs, targets = torch.tensor(X_train), torch.tensor(y_train)
+val_inputs, val_targets = torch.tensor(X_val), torch.tensor(y_val)
+model = nn.Sequential(nn.Linear(2, 10), nn.ReLU(), nn.Linear(10, n_classes))
+opt = torch.optim.Adam(model.parameters(), lr=0.02)
+history = dict(train_accuracy=[], val_accuracy=[])
+for step in range(240):  # short on purpose: my laptop is slow
+    opt.zero_grad()
+    nn.functional.cross_entropy(model(inputs), targets).backward()
+    opt.step()
+    with torch.no_grad():
+        for key, (a, b) in (("train_accuracy", (inputs, targets)), ("val_accuracy", (val_inputs, val_targets))):
+            history[key].append(float((model(a).argmax(-1) == b).float().mean()))
+"""
+
 # Correct training, then leftover debugging output: about 111 MB of text.
 TRAIN_FLOOD = TRAIN_EARLY + """
 for step in range(110_000):  # debugging leftover
@@ -322,6 +353,17 @@ learned that plotting the loss per epoch makes it much easier to see what is goi
 numbers in the output, and that fixing the random seed makes my experiments repeatable.
 """
 
+# Written for the borderline sample: its own words, on both parts of the prompt.
+REFLECTIONS["borderline"] = """
+Overfitting means the network has learned the training points, noise included, rather than the
+shape of the problem. If such a model were used to screen benefit claims, its errors would not be
+random: people whose situation is unusual, or rare in the training data, would be refused more
+often, and the harm would be unfair because it falls on the same groups again and again. A high
+score on the training set would hide this. One consequence of deep learning in media technology
+is that synthetic voices and deepfake videos are now cheap to make, so misinformation can spread
+faster than it can be checked, and people may stop trusting real recordings as evidence.
+"""
+
 STUDENTS = {  # name: {grade_id: content}; an absent reflection stays the placeholder
     "good": dict(mlp_forward=FORWARD_OWN, train_model=TRAIN_OWN, reflection=REFLECTIONS["good"]),
     "underfit": dict(mlp_forward=FORWARD_ALT, train_model=TRAIN_UNDERFIT, reflection=REFLECTIONS["underfit"]),
@@ -332,6 +374,8 @@ STUDENTS = {  # name: {grade_id: content}; an absent reflection stays the placeh
     "copycat": dict(mlp_forward=FORWARD_ALT, train_model=TRAIN_GOOD, reflection=REFLECTIONS["copycat"]),
     "off_topic": dict(mlp_forward=FORWARD, train_model=TRAIN_GOOD, reflection=REFLECTIONS["off_topic"]),
     "flood_output": dict(mlp_forward=FORWARD_EARLY, train_model=TRAIN_FLOOD, reflection=REFLECTIONS["flood_output"]),
+    "borderline": dict(mlp_forward=FORWARD_BORDERLINE, train_model=TRAIN_BORDERLINE,
+                       reflection=REFLECTIONS["borderline"]),
 }
 
 

@@ -65,6 +65,14 @@ def test_sweep_removes_dead_owners_dirs_and_kills_what_runs_in_them(tmp_path):
     assert orphaned(tmp_path) == []
 
 
+def test_a_scratch_folder_that_does_not_exist_yet_is_made(tmp_path):
+    """--scratch (Options.scratch) naming a new folder: every run was a harness `error` before."""
+    scratch = tmp_path / "not" / "yet"
+    with workdir("execute", scratch) as wd:
+        assert wd.is_dir() and wd.parent == scratch
+    assert scratch.is_dir() and not wd.exists()
+
+
 def test_a_dir_of_a_reused_pid_is_still_swept(tmp_path):
     """The pid of the dead owner now belongs to another process (here: this one, started at another time)."""
     import autograder.workspace as ws

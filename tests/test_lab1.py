@@ -35,7 +35,7 @@ def test_cohort_verdicts(cohort):
     results, _ = cohort
     assert {s: r.verdict for s, r in results.items()} == {
         "good": "G", "flood_output": "G", "underfit": "U", "overfit": "U", "crash": "U", "timeout": "U",
-        "no_reflection": "U", "off_topic": "U", "copycat": "review",
+        "no_reflection": "U", "off_topic": "U", "copycat": "review", "borderline": "G",  # the median of 5 seeds
     }
 
 
@@ -79,7 +79,7 @@ def test_flood_is_truncated_and_recorded(cohort):
     flood = results["flood_output"]
     assert flood.execution.output_truncated_bytes > 50 * 1024**2
     assert flood.notes
-    assert store.latest("lab1-mlp")[0].student == "copycat"  # sorted by student
+    assert [r.student for r in store.latest("lab1-mlp")][:2] == ["borderline", "copycat"]  # sorted by student
 
 
 @pytest.mark.slow

@@ -201,11 +201,15 @@ def test_accuracy_passes_and_fails_with_plain_messages():
     ev = evidence({"test": [[0.9, 0.1], [0.2, 0.8], [0.6, 0.4], [0.3, 0.7]]}, {"test": [0, 1, 1, 1]})
     good = check("metric", ev, metric="accuracy", min=0.75)
     assert (good.status, good.value, good.threshold) == ("pass", 0.75, 0.75)
-    assert good.message == "Accuracy on the hidden test set is 0.750 (at least 0.75 needed)."
-    assert good.details == {"metric": "accuracy", "split": "test"}
-    bad = check("metric", ev, metric="accuracy", min=0.9)
+    assert good.message == "Accuracy on the hidden test set is 0.750 (95% interval 0.250-1.000; at least 0.75 needed)."
+    assert good.details == {"metric": "accuracy", "split": "test", "measured": "Accuracy on the hidden test set",
+                            "interval": [0.25, 1.0], "confidence": 0.95, "borderline": True, "policy": "review"}
+    bad = check("metric", ev, metric="accuracy", min=0.9, borderline="as-is")
     assert bad.status == "fail" and bad.advice == IMPROVE
-    assert bad.message == "Accuracy on the hidden test set is 0.750, below the 0.90 needed."
+    assert bad.message == "Accuracy on the hidden test set is 0.750 (95% interval 0.250-1.000), below the 0.90 needed."
+    unsure = check("metric", ev, metric="accuracy", min=0.9)  # four items cannot tell: a teacher decides
+    assert unsure.status == "review"
+    assert unsure.message.endswith("the interval holds the bar, so a teacher will decide.")
 
 
 def test_the_accuracy_shorthand_is_the_accuracy_metric():
@@ -248,12 +252,15 @@ def test_cer_criterion_on_text_outputs():
 
 def test_review_margin_sends_near_misses_to_a_teacher_on_both_sides():
     ev = evidence({"test": [0, 1, 1, 1, 1, 1, 1, 1, 1, 0]}, {"test": [1] * 10})  # accuracy 0.8
-    near = check("metric", ev, metric="accuracy", min=0.85, review_margin=0.05)
+    # borderline: as-is, so the review margin alone decides (ten items leave a wide interval, which under the
+    # default policy would send both to a teacher: tests/test_bootstrap.py covers that)
+    near = check("metric", ev, metric="accuracy", min=0.85, review_margin=0.05, borderline="as-is")
     assert near.status == "review" and BORDERLINE in near.message
     assert near.advice == DEFAULT_ADVICE["review"]
-    assert check("metric", ev, metric="accuracy", min=0.86, review_margin=0.05).status == "fail"
+    assert check("metric", ev, metric="accuracy", min=0.86, review_margin=0.05, borderline="as-is").status == "fail"
+    assert check("metric", ev, metric="accuracy", min=0.86, review_margin=0.05).status == "review"
     target = np.zeros(4)
-    mse = evidence({"test": target + 0.2}, {"test": target})  # 0.04
+    mse = evidence({"test": target + 0.2}, {"test": target})  # 0.04, the same for every item: a sure value
     assert check("metric", mse, metric="mse", max=0.035, review_margin=0.01).status == "review"
     assert check("metric", mse, metric="mse", max=0.025, review_margin=0.01).status == "fail"
 
@@ -282,17 +289,19 @@ def test_gap_on_accuracy_reads_as_overfitting():
     r = check("generalization-gap", ev, max=0.1)
     assert r.status == "fail" and r.value == pytest.approx(0.19) and r.threshold == 0.1
     assert r.message == ("Overfitting: accuracy 1.000 on the training data, 0.810 on unseen data (the hidden test "
-                         "set), a gap of 0.190 where at most 0.10 is allowed.")
+                         "set), a gap of 0.190 (95% interval 0.120-0.270) where at most 0.10 is allowed.")
     assert r.advice == REGULARISE
     assert r.details["train_accuracy"] == 1.0 and r.details["test_accuracy"] == pytest.approx(0.81)
-    assert r.details | {"splits": None} == {"metric": "accuracy", "train": 1.0, "test": pytest.approx(0.81),
-                                            "train_accuracy": 1.0, "test_accuracy": pytest.approx(0.81),
-                                            "splits": None}
+    assert r.details | {"splits": None, "interval": None} == {
+        "metric": "accuracy", "train": 1.0, "test": pytest.approx(0.81), "train_accuracy": 1.0,
+        "test_accuracy": pytest.approx(0.81), "splits": None, "interval": None, "confidence": 0.95,
+        "borderline": False, "policy": "review",
+        "measured": "The gap between accuracy on the training data and on the hidden test set"}
     ok = check("generalization-gap", ev, max=0.2)
     assert ok.status == "pass" and ok.message == (
         "No sign of overfitting: accuracy 1.000 on the training data and 0.810 on the hidden test set, "
-        "a gap of 0.190 (at most 0.20).")
-    near = check("generalization-gap", ev, max=0.15, review_margin=0.05)
+        "a gap of 0.190 (95% interval 0.120-0.270; at most 0.20).")
+    near = check("generalization-gap", ev, max=0.15, review_margin=0.05, borderline="as-is")
     assert near.status == "review" and BORDERLINE in near.message
 
 

@@ -96,6 +96,8 @@ def test_json_export_shape():
             {"id": "reflection", "status": "pass", "value": 80, "threshold": 50, "message": "Ok.", "advice": "",
              "override": None},
         ],
+        # A result recorded before stamps and compute were kept has neither: null, not missing.
+        "environment": None, "compute": None,
     }]
 
 

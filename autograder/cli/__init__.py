@@ -13,14 +13,15 @@ import logging
 import sys
 
 from autograder import __version__
-from autograder.cli import authoring, decisions, grading, publishing, sandbox, serve
+from autograder.cli import authoring, decisions, grading, publishing, rerun, sandbox, serve
 from autograder.cli.options import EXIT_CODES, epilog, parents
 from autograder.console import err, say
 from autograder.errors import AutograderError
 
 # In the order `autograder --help` lists them: the course's lifecycle, then the tools.
 BUILDERS = (grading.add_grade, publishing.add_export, publishing.add_feedback, publishing.add_report,
-            publishing.add_course, decisions.add_review, decisions.add_override, decisions.add_show, serve.add_serve,
+            publishing.add_course, decisions.add_review, decisions.add_override, decisions.add_show, rerun.add_rerun,
+            serve.add_serve,
             grading.add_validate_lab, authoring.add_assign, authoring.add_release, grading.add_check,
             sandbox.add_sandbox, authoring.add_schema)
 

@@ -6,7 +6,7 @@ import argparse
 
 from autograder.cli import options
 from autograder.cli.options import Parents, epilog
-from autograder.console import clean, criteria_table, handin_lines, out, print_review
+from autograder.console import clean, criteria_table, handin_lines, out, print_review, run_lines
 from autograder.errors import UserError
 
 
@@ -66,11 +66,17 @@ def cmd_show(args: argparse.Namespace) -> int:
         raise UserError(f"no result for {args.student!r} in lab {args.lab!r} in {store.path}",
                         f"students with results: {known}")
     out.print(criteria_table(result))
+    for line in (line for c in result.criteria for line in run_lines(c)):  # a borderline metric's seeds
+        out.print(clean(line))
     for note in result.notes:
         out.print(clean(f"note: {note}"))
     kept = [h for h in store.handins(args.lab, result.student) if h.submission_hash == result.submission_hash]
     for line in handin_lines(result, kept[-1].originals if kept else []):
         out.print(clean(line))
+    if result.environment is not None:  # the reproducibility stamp (grading/stamp.py)
+        out.print(clean("graded under: " + "; ".join(result.environment.lines())))
+    if result.compute is not None:
+        out.print(clean(f"compute: {result.compute.line()}"))
     for name, status in (result.probes.probes.items() if result.probes else []):
         if status.detail and status.detail != status.error:  # what the student's message holds back
             out.print(clean(f"staff only: probe {name} failed with {status.detail}"))

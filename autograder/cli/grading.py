@@ -102,7 +102,7 @@ def grader_from(lab: Lab, store: Store, args: argparse.Namespace, force: bool) -
     try:
         opts = Options(force=force, jobs=args.jobs or (0 if ray else 1), limits=options.limits(args),
                        jobs_per_gpu=args.jobs_per_gpu, gpus=None if args.gpus is None else parse_ids(args.gpus),
-                       executor=args.executor, address=args.address)
+                       executor=args.executor, address=args.address, gpu_budget_s=gpu_budget(lab, args))
         if ray:
             backend = node_backend(args)
         else:
@@ -111,6 +111,15 @@ def grader_from(lab: Lab, store: Store, args: argparse.Namespace, force: bool) -
         return Grader(lab, store, backend, opts)
     except ValidationError as exc:
         raise options.option_error(exc) from None
+
+
+def gpu_budget(lab: Lab, args: argparse.Namespace) -> float | None:
+    """The course's per-student GPU-seconds for the lab (course.yaml's gpu_budget_s), where the verb has a course."""
+    if not hasattr(args, "course"):
+        return None
+    course, _ = course_of(args)
+    entry = course.lab(lab.name) if course is not None else None
+    return entry.gpu_budget_s if entry is not None else None
 
 
 def local_backend(args: argparse.Namespace) -> SandboxBackend:

@@ -84,7 +84,8 @@ def cmd_feedback(args: argparse.Namespace) -> int:
 
 def add_report(sub: argparse._SubParsersAction, p: Parents) -> None:
     rp = sub.add_parser("report", parents=[p.common, p.db],
-                        help="write the cohort report for staff: one self-contained HTML file", **epilog())
+                        help="write the cohort report for staff: one self-contained HTML file (and leaderboard.html "
+                        "beside it, for a lab whose rubric has a leaderboard)", **epilog())
     rp.add_argument("lab")
     rp.add_argument("-o", "--output", type=Path, help="file to write (default: feedback/<lab>/report.html)")
     rp.add_argument("--feedback-dir", default=".",
@@ -93,13 +94,22 @@ def add_report(sub: argparse._SubParsersAction, p: Parents) -> None:
 
 
 def cmd_report(args: argparse.Namespace) -> int:
+    from autograder.errors import UserError
     from autograder.labs.lab import load_lab
     from autograder.publish.cohort_report import write_report
+    from autograder.publish.leaderboard import write_leaderboard
 
     lab = load_lab(args.lab, args.root)
     target = args.output or Path("feedback") / lab.name / "report.html"
-    write_report(lab, options.store(args), target, args.feedback_dir)
+    if lab.rubric.leaderboard is not None and target.name == "leaderboard.html":
+        raise UserError(f"-o {target}: the leaderboard goes beside the report under that name",
+                        "name the report otherwise, e.g. report.html")
+    store = options.store(args)
+    write_report(lab, store, target, args.feedback_dir)
     err.print(f"wrote the cohort report to {target}")
+    board = write_leaderboard(lab, store, target.parent / "leaderboard.html")  # a lab with `leaderboard:` only
+    if board is not None:
+        err.print(f"wrote the leaderboard to {board}")
     return 0
 
 

@@ -8,7 +8,7 @@ from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, ClassVar, Literal, NamedTuple
 
 import numpy as np
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
 from autograder.labs.spec import Slug
 from autograder.results import CriterionResult, ExecutionResult, HiddenTestResult, ProbeReport, Status
@@ -102,10 +102,54 @@ class ThresholdSpec(CriterionSpec):
         """pass, or review when `distance` past the bar is within the margin, else fail."""
         if passed:
             return "pass"
-        return "review" if distance <= self.review_margin else "fail"
+        return "review" if within(distance, self.review_margin) else "fail"
+
+
+def within(distance: float, margin: float) -> bool:
+    """distance <= margin, where a value a TA reads as on the margin (0.75 - 0.745 in binary floating point is
+    0.0050000000000000044) counts as on it."""
+    return distance <= margin + 1e-9 * max(1.0, abs(margin))
 
 
 BORDERLINE = "just past the bar, within the rubric's review margin: a teacher will decide"
+
+
+class BorderlinePolicy(BaseModel):
+    """What happens to a measured value whose uncertainty holds its bar: its 95% interval straddles the
+    bar, or it lies within `margin` of it. One run of a training notebook is one draw: the same code with
+    another seed may land on the other side, so a fail there is not sure."""
+
+    model_config = ConfigDict(extra="forbid", allow_inf_nan=False)
+
+    policy: Literal["review", "rerun", "as-is"] = Field(
+        "review", description="review: a teacher decides a borderline fail; rerun: the notebook runs again with "
+        "other seeds (lab.yaml's `seed_parameter`) and the median is judged; as-is: the value is judged as measured.")
+    margin: float = Field(0, ge=0, description="A value this close to the bar is borderline whatever its interval; "
+                          "in the metric's own units (0.005 is half a percentage point of accuracy).")
+    runs: int = Field(5, ge=2, le=20, description="For rerun: how many runs in all, the first one included.")
+    time_budget_s: float = Field(1800, gt=0, description="For rerun: the wall time all re-runs of one submission "
+                                 "may take together; what is cut short goes to a teacher.")
+    gpu_budget_s: float | None = Field(None, gt=0, description="For rerun: the GPU time (seconds x GPUs) all "
+                                       "re-runs of one submission may take; none: only the course's budget.")
+
+    @model_validator(mode="before")
+    @classmethod
+    def _shorthand(cls, data: object) -> object:
+        """`borderline: rerun` is `borderline: {policy: rerun}`."""
+        return {"policy": data} if isinstance(data, str) else data
+
+    @field_validator("runs", mode="before")
+    @classmethod
+    def _whole(cls, runs: object) -> object:
+        if isinstance(runs, bool) or (isinstance(runs, float) and not runs.is_integer()):
+            raise ValueError(f"runs is a whole number of runs (2 to 20), not {runs!r}")
+        return runs
+
+    def describe(self) -> str:
+        """What grading does with a borderline fail, for the self-check: 'a teacher will decide'."""
+        return {"review": "a teacher will decide",
+                "rerun": f"grading will run your notebook with up to {self.runs} seeds and judge the median",
+                "as-is": "it is judged as measured: a fail"}[self.policy]
 
 
 class EvidenceMissing(Exception):

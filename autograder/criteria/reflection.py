@@ -6,12 +6,22 @@ a report is read. The student is told which part of the report was read and how 
 
 In order: not written (only the placeholder) or only the question/template pasted back, or the question
 lightly reworded -> fail; too short or too long -> fail; a list of keywords or word salad -> review;
-nearly the reference solution's reflection -> review; fewer themes covered than needed -> fail.
+nearly the reference solution's reflection -> review; fewer themes covered than needed -> fail, unless
+that judgement is unsure, then review (below).
 
 A theme is covered when one of its keywords is in the answer, or (with the sentence-embedding model)
 when a sentence of the answer is close in meaning to the theme's description or one of its examples.
 Without the model (package missing, or AUTOGRADER_EMBEDDINGS=off) keywords alone decide, and the
-result says so. Thresholds are calibrated on tests/fixtures/reflections.yaml.
+result says so. Thresholds are calibrated on tests/fixtures/reflections.yaml and
+tests/fixtures/reflections_languages.yaml.
+
+The answer's language is detected (analysis/language.py) and recorded in details["language"]; a theme's
+examples may be given per language (`{en: [...], sv: [...]}`), and an answer is matched against those of
+its language and English. A U only when sure: a themes-missing result becomes `review`, with the reason in
+details["uncertain"] and "themes-missing" kept as details["reason"], when the themes were checked by
+keywords alone, when the answer's language is unsure or one the embedding model is not calibrated for
+(embeddings.CALIBRATED_LANGUAGES), or when a missed theme's closest sentence scores within `theme_band`
+below `theme_similarity`. The sure fails (empty, template, near-template, too short, too long) stay fail.
 """
 
 from __future__ import annotations
@@ -22,10 +32,10 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any, Literal
 
 import numpy as np
-from pydantic import BaseModel, ConfigDict, Field, model_validator
+from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
 from autograder.criteria import register
-from autograder.criteria.analysis import embeddings, originality
+from autograder.criteria.analysis import embeddings, language, originality
 from autograder.criteria.analysis.documents import (
     Document,
     ReportFile,
@@ -79,8 +89,36 @@ class Theme(BaseModel):
                              "by meaning.")
     keywords: list[str] = Field(default_factory=list, description="English and Swedish in one list; whole words, "
                                 "any case; a trailing * takes any ending (övertränin*), a space also matches a hyphen.")
-    examples: list[str] = Field(default_factory=list, description="Sentences a good answer might contain, matched "
-                                "by meaning, never shown. A description alone matches poorly: give four to eight.")
+    examples: list[str] | dict[str, list[str]] = Field(
+        default_factory=list, description="Sentences a good answer might contain, matched by meaning, never shown. "
+        "A description alone matches poorly: give four to eight. A list is English; a mapping gives them per "
+        "language, by ISO 639-1 code ({en: [...], sv: [...]}): an answer is matched against its language's and "
+        "English's.")
+
+    @field_validator("examples")
+    @classmethod
+    def _languages(cls, examples: list[str] | dict[str, list[str]]) -> list[str] | dict[str, list[str]]:
+        if isinstance(examples, dict):
+            if not examples:
+                raise ValueError("examples is an empty mapping: give a list (English) or {en: [...], sv: [...]}")
+            for code in examples:
+                if code in language.MISTAKEN or code.lower() in language.NAMES and code != code.lower():
+                    meant = language.MISTAKEN.get(code, code.lower())
+                    raise ValueError(f"examples: {code!r} is not the language code of {language.name(meant)}: "
+                                     f"write {meant!r} (ISO 639-1 codes, lower case)")
+                if code not in language.NAMES or code == language.UNKNOWN:
+                    raise ValueError(f"examples: unknown language code {code!r}: use ISO 639-1 codes such as en "
+                                     "(English), sv (Swedish), de (German)")
+        return examples
+
+    def examples_for(self, code: str | None) -> list[str]:
+        """The examples an answer in language `code` is matched against: English's and its own; all of
+        them when its language is not known for sure (None)."""
+        if isinstance(self.examples, list):
+            return list(self.examples)
+        if code is None:
+            return [e for group in self.examples.values() for e in group]
+        return [*self.examples.get("en", []), *(self.examples.get(code, []) if code != "en" else [])]
 
 
 class ReflectionSpec(CriterionSpec):
@@ -110,6 +148,10 @@ class ReflectionSpec(CriterionSpec):
     theme_similarity: float = Field(
         0.45, gt=0, le=1, description="Cosine similarity at which a sentence covers a theme (corpus: answers on "
         "the theme 0.49 and up, off-topic ones at most 0.40).")
+    theme_band: float = Field(
+        0.04, ge=0, lt=1, description="A missed theme whose closest sentence scores within this below "
+        "theme_similarity is too close to call: the result goes to review, not fail (corpora: English answers "
+        "that miss a theme score at most 0.404 on it, one that touches it without saying it 0.417).")
     originality: bool = Field(True, description="Compare with the rest of the cohort after a batch: a passing "
                               "answer nearly the same as another student's goes to review.")
     reference_similarity: float | None = Field(
@@ -309,11 +351,12 @@ class Reflection(Criterion):
         own_text = blank(text, echoed_spans(text, template))
         own = len(tokens(own_text))
         uses_model = bool(s.themes or s.reference_similarity is not None) and embeddings.available()
+        detected = language.detect(own_text)
         try:
-            themes, ref = self._measured(text, own_text, template, reference, uses_model)
+            themes, ref = self._measured(text, own_text, template, reference, uses_model, detected)
         except embeddings.Unavailable:  # the model failed to load just now: keywords decide, and say why
             uses_model = False
-            themes, ref = self._measured(text, own_text, template, reference, uses_model)
+            themes, ref = self._measured(text, own_text, template, reference, uses_model, detected)
         similarity = round(share_from(own_text, template), 3) if tokens(template) else 0.0
         function_share, keyword_share = round(stop_share(words), 3), self._keyword_share(own_text)
         if where:  # what the student is told was read: the file, the section, the words
@@ -328,6 +371,7 @@ class Reflection(Criterion):
             "words": len(words),
             "own_words": own,
             "method": self._method(uses_model),
+            "language": detected.details(embeddings.CALIBRATED_LANGUAGES),
             "themes": themes,
             "template_similarity": similarity,
             "template_similarity_bar": s.template_similarity,
@@ -344,12 +388,14 @@ class Reflection(Criterion):
                                 "nothing is written in your own words.", 0, advice="Replace the pasted text with "
                                 "your own answer to the question and hand in again.", **details)
         return self._decide(own, own < len(words), similarity, themes, ref, function_share, keyword_share,
-                            uses_model, details)
+                            uses_model, detected, details)
 
     def _measured(self, text: str, own_text: str, template: str, reference: str | None, uses_model: bool,
-                  ) -> tuple[dict[str, Any] | None, originality.Similarity | None]:
+                  detected: language.Detection) -> tuple[dict[str, Any] | None, originality.Similarity | None]:
         """(themes, likeness to the reference): what the model measures, where it is used."""
-        themes = self._themes(text, own_text, template, uses_model) if self.spec.themes else None
+        code = detected.code if detected.sure else None
+        trusted = code in embeddings.CALIBRATED_LANGUAGES
+        themes = self._themes(text, own_text, template, uses_model, code, trusted) if self.spec.themes else None
         ref = None
         if reference and tokens(text):  # the whole text as stored in details, so a cohort pass reuses its vector
             ref = originality.compare(text.strip(), reference, ignore=template, semantic=uses_model)
@@ -357,7 +403,7 @@ class Reflection(Criterion):
 
     def _decide(self, own: int, echoed: bool, similarity: float, themes: dict | None,
                 ref: originality.Similarity | None, function_share: float, keyword_share: float,
-                uses_model: bool, details: dict[str, Any]) -> CriterionResult:
+                uses_model: bool, detected: language.Detection, details: dict[str, Any]) -> CriterionResult:
         s = self.spec
         if similarity >= s.template_similarity:
             return self._result(
@@ -394,12 +440,35 @@ class Reflection(Criterion):
                 missing = [t["description"] for t in themes["missing"]]
                 of = f"{covered} of the {needed} themes needed" if needed == total else \
                     f"{covered} of the {total} themes ({needed} needed)"
+                uncertain = self._uncertain(themes["missing"], uses_model, detected)
+                if uncertain:
+                    return self._result(
+                        "review", "themes-missing", f"The reflection seems to cover {of} (missing "
+                        f"{_listing(missing)}), but it is {uncertain}: a teacher will read it and decide.", own,
+                        uncertain=uncertain, **details)
                 return self._result(
                     "fail", "themes-missing", f"The reflection covers {of}: missing {_listing(missing)}{how}.", own,
                     advice="Add a few sentences on what the message says is missing and hand in again.", **details)
             return self._result("pass", "themes-covered", f"The reflection is written ({own} words) and covers "
                                 f"{_themes_covered(covered, total)}{how}.", own, **details)
         return self._result("pass", "written", f"The reflection is written ({own} words).", own, **details)
+
+    def _uncertain(self, missing: list[dict[str, Any]], uses_model: bool, detected: language.Detection) -> str:
+        """Why a judgement that themes are missing is not sure enough for a U, in words for the student
+        (completing "it is ..."); empty when it is sure."""
+        if not uses_model:
+            return f"checked by keywords only ({embeddings.reason()}), which miss answers in words of their own"
+        if not detected.sure:
+            return "not clear which language it is written in, and the grader's language model reads English only"
+        if detected.code not in embeddings.CALIBRATED_LANGUAGES:
+            return f"written in {detected.name}, which the grader's language model is not calibrated for"
+        bar = self.spec.theme_similarity
+        close = [t for t in missing if t.get("similarity", -1) >= bar - self.spec.theme_band]
+        if close:
+            t = max(close, key=lambda t: t["similarity"])
+            return (f"close to the bar on '{_one_line(t['description'], 80)}' (its closest sentence scores "
+                    f"{t['similarity']:.2f}, the bar is {bar:.2f})")
+        return ""
 
     def _result(self, status: Status, reason: str, message: str, count: int, advice: str = "",
                 **details: Any) -> CriterionResult:
@@ -486,15 +555,22 @@ class Reflection(Criterion):
         starts = {w.start() for start, end in hits for w in WORD.finditer(own_text, start, end)}
         return round(len(starts) / len(words), 3) if words else 0.0
 
-    def _themes(self, text: str, own_text: str, template: str, uses_model: bool) -> dict[str, Any]:
-        """Which themes the answer covers and how (keyword or sentence), and which it misses."""
+    def _themes(self, text: str, own_text: str, template: str, uses_model: bool, code: str | None,
+                trusted: bool) -> dict[str, Any]:
+        """Which themes the answer covers and how (keyword or sentence), and which it misses; sentences are
+        matched against the examples in the answer's language (`code`, None when unsure: all of them).
+
+        A sentence covers a theme only where the model is calibrated for the language (`trusted`): MiniLM
+        scores any two Swedish sentences 0.5-0.75 alike, so a Swedish answer that never names a theme would
+        pass on it. Elsewhere the similarity is recorded for the TA and keywords decide (a shortfall then
+        goes to review)."""
         units = _units(text, template) if uses_model else []
         unit_vectors = embeddings.encode(units) if units else None
         covered, missing = [], []
         for theme in self.spec.themes:
             entry: dict[str, Any] = {"id": theme.id, "description": theme.description}
             if unit_vectors is not None:
-                refs = [theme.description, *theme.examples]
+                refs = [theme.description, *theme.examples_for(code)]
                 sims = unit_vectors @ embeddings.encode(refs).T
                 i, j = np.unravel_index(int(np.argmax(sims)), sims.shape)
                 entry |= {"sentence": _one_line(units[i], 300), "similarity": round(float(sims[i, j]), 3),
@@ -502,7 +578,7 @@ class Reflection(Criterion):
             hit = next(((k, m.group(0)) for k in theme.keywords if (m := keyword_pattern(k).search(own_text))), None)
             if hit:
                 covered.append({**entry, "by": "keyword", "keyword": hit[0], "match": _one_line(hit[1], 80)})
-            elif entry.get("similarity", -1) >= self.spec.theme_similarity:
+            elif entry.get("similarity", -1) >= self.spec.theme_similarity and trusted:
                 covered.append({**entry, "by": "sentence"})
             else:
                 missing.append(entry)

@@ -97,7 +97,8 @@ def _mb(n: int | None) -> float | None:
 
 def interpret(run: SandboxRun, limits: Limits) -> ExecutionResult:
     base: dict[str, Any] = dict(
-        duration_s=run.duration_s, peak_memory_mb=_mb(run.peak_memory_bytes), stderr_tail=run.stderr[-2000:],
+        duration_s=run.duration_s, cpu_s=run.cpu_s, peak_memory_mb=_mb(run.peak_memory_bytes),
+        stderr_tail=run.stderr[-2000:],
         device="cuda" if limits.gpus else "cpu", gpus=run.gpu_ids, peak_gpu_memory_mb=_mb(run.peak_gpu_memory_bytes))
     if run.status == "timeout":
         return ExecutionResult(status="timeout", message=(

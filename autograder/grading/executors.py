@@ -20,6 +20,7 @@ from __future__ import annotations
 import atexit
 import hashlib
 import io
+import json
 import logging
 import os
 import re
@@ -164,6 +165,12 @@ class StageReply(BaseModel):
 
 def _harness() -> str:
     return f"{__version__}+{_RUNNER_HASH}"
+
+
+def lab_key(lab: Lab) -> str:
+    """Which archive a node needs for `lab`: its name and parameters, so a re-run's view of the lab with
+    another seed (grading/reruns.py) is shipped with that seed, not the first run's."""
+    return lab.name + "\0" + json.dumps(lab.spec.parameters, sort_keys=True, default=str)
 
 
 def lab_archive(lab: Lab) -> tuple[str, bytes]:
@@ -347,7 +354,7 @@ class RayExecutor(Executor):
         super().__init__(backend, settings)
         self.ray = import_ray()
         self._connected_here = False
-        self._labs: dict[str, tuple[str, list[Any]]] = {}  # lab name -> (hash, [its object ref]) for this batch
+        self._labs: dict[str, tuple[str, list[Any]]] = {}  # lab_key -> (hash, [its object ref]) for this batch
         self._task = self.ray.remote(run_stage)  # exported to the cluster once
         self.placements: list[tuple[str, str, str]] = []  # (stage, submission hash, node id) of each finished task
         self._connect()
@@ -389,7 +396,7 @@ class RayExecutor(Executor):
                                 f"{', '.join(f'{k} {v:g}' for k, v in need.items())} (the nodes have: {have})",
                                 "add a bigger node, or lower the lab's limits (--cpus, --memory)")
         digest, data = lab_archive(lab)
-        self._labs[lab.name] = (digest, [self.ray.put(data)])
+        self._labs[lab_key(lab)] = (digest, [self.ray.put(data)])
 
     def gpu_count(self) -> int:
         return int(max((node.get("GPU", 0) for node in self._nodes()), default=0))
@@ -418,9 +425,9 @@ class RayExecutor(Executor):
     def _run(self, stage: Stage, lab: Lab, what: str, limits: Limits, job: dict[str, Any], folder: Path,
              model: type[StageModel]) -> StageModel:
         ray = self.ray
-        if lab.name not in self._labs:
+        if lab_key(lab) not in self._labs:
             self.prepare(lab, [limits])
-        digest, ref = self._labs[lab.name]
+        digest, ref = self._labs[lab_key(lab)]
         need = self._resources(limits)
         task = self._task.options(
             name=f"autograder-{stage}", num_cpus=need["CPU"], num_gpus=need.get("GPU", 0), memory=need["memory"],

@@ -24,7 +24,8 @@ from autograder.artifacts import stage_folder
 from autograder.criteria.analysis import embeddings
 from autograder.criteria.base import DEFAULT_ADVICE, ProbeData
 from autograder.errors import UserError
-from autograder.grading import pytest_plugin
+from autograder.grading import copies, pytest_plugin
+from autograder.grading.accounting import charge
 from autograder.grading.cohort import cross_check
 from autograder.grading.decisions import record_decided
 from autograder.grading.execute import Executed, modules
@@ -34,6 +35,8 @@ from autograder.grading.intake import Submission
 from autograder.grading.judge import TestsRecord, judge
 from autograder.grading.lateness import stamp
 from autograder.grading.probe import load_outputs
+from autograder.grading.reruns import SeededRun, rerun_borderline, seeded
+from autograder.grading.stamp import environment
 from autograder.labs.lab import Lab, sha256_files
 from autograder.labs.spec import Limits
 from autograder.notebooks import load_notebook
@@ -60,6 +63,7 @@ class Options:
     jobs_per_gpu: int = 1  # runs sharing one GPU at once
     executor: str = "local"  # where the sandbox stages run: this process, or Ray tasks (executors.EXECUTORS)
     address: str | None = None  # ray: the cluster's address (default: $RAY_ADDRESS, else Ray on this machine)
+    gpu_budget_s: float | None = None  # the course's GPU-seconds per student for this lab (course.yaml)
 
 
 def _key(*parts: object) -> str:
@@ -201,6 +205,10 @@ class Grader:
 
     def _keep_handin(self, sub: Submission) -> None:
         """Every hand-in is kept with its time (store.handins), graded afresh or found on record."""
+        try:  # its bytes too, so `autograder rerun` needs no download (grading/copies.py)
+            copies.keep(self.store.artifacts_root, self.lab, sub)
+        except Exception as exc:  # noqa: BLE001 - the grading stands; rerun will ask for --from
+            log.warning("could not keep a copy of %s's hand-in (%s: %s)", sub.student, type(exc).__name__, exc)
         self.store.add_handin(HandIn(lab=self.lab.name, student=sub.student, submission_hash=sub.sha256,
                                      handed_in=sub.handed_in, late=sub.late, originals=sub.originals,
                                      source=" ".join(filter(None, (sub.lms.get("layout"), sub.handed_in_from)))))
@@ -248,24 +256,40 @@ class Grader:
         timings["judge"] = time.monotonic() - t
         result.timings = {k: round(v, 3) for k, v in timings.items()}
         result.stages = {record.stage: record.key for record in stages}
+        # The stamp and the cost, read from outside the sandbox (grading/stamp.py, grading/accounting.py).
+        # A recorded run carries the stamp taken when it ran; only a lab without a notebook is stamped now.
+        ran = execution.environment if execution is not None else None
+        result.environment = ran or environment(self.lab, self.backend, self.limits,
+                                                execution.gpus if execution else [])
+        if execution is not None:
+            execution.environment = None  # said once, in result.environment
+        charge(result, [execution, probes.report], self.options.gpu_budget_s)
         if tests.fresh is not None and stages:  # kept beside the stages it read, whose folder it names
             stages.append(StageRecord(key=tests_key, stage="tests", lab=self.lab.name, submission_hash=sub.sha256,
                                       result=tests.fresh, artifacts=stages[-1].artifacts))
+        if not self.lab.public_only:  # a borderline metric under `borderline: {policy: rerun}`: other seeds
+            stages += rerun_borderline(self.lab, result, [execution, probes.report],
+                                       lambda seed: self._seeded(sub, seed), self.options.gpu_budget_s)
         return result, stages
 
-    def _execute(self, sub: Submission) -> tuple[Executed, StageRecord]:
-        key = _key("execute", sub.sha256, execute_request(self.lab, self.limits), self.limits.model_dump(),
+    def _execute(self, sub: Submission, lab: Lab | None = None, stage: str = "execute",
+                 ) -> tuple[Executed, StageRecord]:
+        """Run the notebook; `lab` a re-run's view of the lab (another seed), recorded as `stage`."""
+        lab = lab or self.lab
+        key = _key("execute", sub.sha256, execute_request(lab, self.limits), self.limits.model_dump(),
                    self.lab.data_hash, self.lab.release_hash, _RUNNER_HASH, self.backend.name, __version__)
 
         def run(folder: Path) -> ExecutionResult:
             if self._reflects:  # a new hand-in's reflection is new text: load the model while the notebook runs
                 embeddings.warm_up()
-            return self.executor.execute(self.lab, sub, self.limits, folder)
+            done = self.executor.execute(lab, sub, self.limits, folder)
+            done.environment = environment(lab, self.backend, self.limits, done.gpus)
+            return done
 
-        result, record = self._stage("execute", sub, key, ExecutionResult, run)
+        result, record = self._stage(stage, sub, key, ExecutionResult, run)
         return Executed(result=result, folder=record.artifacts), record
 
-    def _probe(self, sub: Submission, executed: Executed | None, execute_key: str | None,
+    def _probe(self, sub: Submission, executed: Executed | None, execute_key: str | None, stage: str = "probe",
                ) -> tuple[ProbeReport, StageRecord]:
         """Probe the run's exports, or (executed None) the student's modules alone: in a lab without a
         notebook, or after the notebook stopped (execute_key None), keyed by the modules themselves."""
@@ -278,7 +302,18 @@ class Grader:
             return self.executor.probe(self.lab, executed.exports_dir if executed is not None else None,
                                        self.probe_limits, folder, modules(self.lab, sub))
 
-        return self._stage("probe", sub, key, ProbeReport, run)
+        return self._stage(stage, sub, key, ProbeReport, run)
+
+    def _seeded(self, sub: Submission, seed: int) -> SeededRun:
+        """One more run of the notebook with the lab's seed parameter set to `seed`: execute and probe as
+        stages of their own (`execute@seed=1`), cached by their inputs like the first run's."""
+        executed, record = self._execute(sub, seeded(self.lab, seed), f"execute@seed={seed}")
+        run = SeededRun(seed=seed, execution=executed.result, records=[record])
+        if executed.result.status == "ok":
+            report, probed = self._probe(sub, executed, record.key, f"probe@seed={seed}")
+            run.records.append(probed)
+            run.probes = load_outputs(report, probed.artifacts)
+        return run
 
     def _stage(self, stage: str, sub: Submission, key: str, model: type[StageResult],
                run: Callable[[Path], StageResult]) -> tuple[StageResult, StageRecord]:

@@ -41,7 +41,7 @@ from autograder.grading.remote import CHANNEL, Exports, Inputs, Remote, SandboxL
 from autograder.labs.lab import Lab
 from autograder.labs.spec import Limits, human_size
 from autograder.results import ModelStats, ProbeReport, ProbeStatus
-from autograder.sandbox import SandboxBackend
+from autograder.sandbox import SandboxBackend, SandboxRun
 from autograder.sandbox.runner import ProbeJob, scrub_paths
 from autograder.workspace import copy_read_only, workdir, write_files
 
@@ -140,6 +140,7 @@ def probe(lab: Lab, exports: Path | None, backend: SandboxBackend, limits: Limit
         finally:
             runs = [s.close() for s in run.sessions]
     duration = round(max(r.duration_s for r in runs), 3)
+    cpu, peak = _cost(runs)
     failed = next((r for r in runs if r.status != "ok"), None)
     if failed is not None:
         why = {"timeout": f"evaluating your objects took longer than {limits.timeout:g} s",
@@ -147,11 +148,20 @@ def probe(lab: Lab, exports: Path | None, backend: SandboxBackend, limits: Limit
                "pids": f"evaluating your objects started more than {limits.pids} processes and threads",
                "disk": f"evaluating your objects {failed.message}"}
         status = "harness-error" if failed.status == "cancelled" else failed.status
-        return ProbeReport(status=status, message=why.get(failed.status, failed.message), duration_s=duration)
+        return ProbeReport(status=status, message=why.get(failed.status, failed.message), duration_s=duration,
+                           cpu_s=cpu, peak_memory_mb=peak)
     if run.lost:
-        return ProbeReport(status="crashed", message=run.lost, duration_s=duration)
+        return ProbeReport(status="crashed", message=run.lost, duration_s=duration, cpu_s=cpu, peak_memory_mb=peak)
     return ProbeReport(status="ok", duration_s=duration, probes=run.statuses, exports=run.export_status,
-                       models=run.models)
+                       models=run.models, cpu_s=cpu, peak_memory_mb=peak)
+
+
+def _cost(runs: Sequence[SandboxRun]) -> tuple[float | None, float | None]:
+    """(CPU seconds summed, host peak memory in MB: the largest) over the probe's sandboxes, as their
+    backends measured them from outside."""
+    cpus = [r.cpu_s for r in runs if r.cpu_s is not None]
+    peaks = [r.peak_memory_bytes for r in runs if r.peak_memory_bytes]
+    return (round(sum(cpus), 3) if cpus else None, round(max(peaks) / 1024**2, 1) if peaks else None)
 
 
 def _holds(path: Path, needle: bytes) -> bool:

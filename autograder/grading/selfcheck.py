@@ -18,13 +18,14 @@ from typing import TypeGuard
 
 from autograder.criteria.analysis import embeddings
 from autograder.criteria.base import ThresholdSpec
+from autograder.criteria.metric import BorderlineSpec, span
 from autograder.errors import UserError
 from autograder.grading.intake import IntakeSpec, Submission, discover, take_beside
 from autograder.grading.pipeline import Grader, Options
 from autograder.labs.environment import Environment
 from autograder.labs.lab import Lab
 from autograder.labs.rubric import decide
-from autograder.results import SubmissionResult
+from autograder.results import CriterionResult, SubmissionResult
 from autograder.sandbox.local import LocalBackend
 from autograder.store import Store
 
@@ -122,6 +123,23 @@ def mark_estimates(lab: Lab, result: SubmissionResult) -> None:
         if (c.kind in ESTIMATED_KINDS | {"runtime"} and c.estimate and isinstance(spec, ThresholdSpec)
                 and _number(c.value) and _number(c.threshold)):
             c.close = abs(float(c.value) - float(c.threshold)) < spec.safe_margin(float(c.threshold))
+        if (c.kind in ESTIMATED_KINDS and c.estimate and c.details.get("borderline")
+                and isinstance(spec, BorderlineSpec)):
+            c.close = True
+            c.estimate += "; " + borderline_estimate(c, spec)
+
+
+def borderline_estimate(c: CriterionResult, spec: BorderlineSpec) -> str:
+    """What the self-check says of an estimate whose uncertainty holds its bar, and what grading will do
+    should the hidden value fall short too."""
+    bar = float(c.threshold) if _number(c.threshold) else 0.0
+    interval = c.details.get("interval")
+    if interval is not None and interval[0] <= bar <= interval[1]:
+        why = f"its 95% interval {span(interval, bar)} holds the bar {bar:g}"
+    else:
+        why = f"it is within the rubric's borderline margin ({spec.borderline.margin:g}) of the bar {bar:g}"
+    side = "misses the bar too" if c.status != "pass" else "misses the bar"
+    return f"borderline, {why}: if grading's value {side}, {spec.borderline.describe()}"
 
 
 def _number(x: object) -> TypeGuard[int | float]:

@@ -5,6 +5,7 @@ reaches sideways for them; `autograder.publish.course` re-exports them."""
 
 from __future__ import annotations
 
+import math
 from datetime import date, datetime
 from pathlib import Path
 from typing import Literal
@@ -30,6 +31,9 @@ def _moment(value: object) -> object:
     return value
 
 
+MAX_GPU_BUDGET_S = 7 * 24 * 3600  # a per-student budget above a week is a unit slip, not a budget
+
+
 class CourseLab(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
@@ -47,6 +51,23 @@ class CourseLab(BaseModel):
         default_factory=dict,
         description="Per-student deadlines, by the roster's student id: {ana: '2026-02-20 17:00'}.")
     late_policy: LatePolicy | None = Field(None, description="This lab's own late policy (default: the course's).")
+    gpu_budget_s: float | None = Field(
+        None, description="GPU-seconds one student's hand-in may use in grading (wall time x GPUs held, over the "
+        f"notebook's runs, re-runs included); more fails the `compute-budget` criterion. At most {MAX_GPU_BUDGET_S:,} "
+        "(a week). None: no budget.")
+
+    @field_validator("gpu_budget_s")
+    @classmethod
+    def _budget(cls, value: float | None) -> float | None:
+        if value is None:
+            return value
+        if not math.isfinite(value) or value <= 0:
+            raise ValueError("must be a positive number of GPU-seconds, e.g. 600 for ten minutes on one GPU; "
+                             "leave it out for no budget")
+        if value > MAX_GPU_BUDGET_S:
+            raise ValueError(f"{value:g} s is more than a week of GPU time for one student; the budget is in "
+                             "seconds (600 is ten minutes), not milliseconds")
+        return value
 
     @field_validator("deadline", mode="before")
     @classmethod

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Annotated, Literal
 
-from pydantic import BaseModel, ByteSize, ConfigDict, Field, field_validator, model_validator
+from pydantic import BaseModel, ByteSize, ConfigDict, Field, ValidationInfo, field_validator, model_validator
 
 Identifier = Annotated[str, Field(pattern=r"^[A-Za-z_][A-Za-z0-9_]*$")]
 Slug = Annotated[str, Field(pattern=r"^[a-z0-9][a-z0-9_-]*$")]
@@ -131,6 +131,10 @@ class LabSpec(BaseModel):
     parameters: dict[Identifier, Scalar] = Field(
         default_factory=dict, description="papermill parameters injected into the `parameters` cell."
     )
+    seed_parameter: Identifier | None = Field(
+        None, description="Which of `parameters` seeds the notebook's randomness (an int, e.g. `seed`). Grading may "
+        "run the notebook again with it set to other seeds (first + 1, + 2, ...) when a rubric's metric is "
+        "borderline under `borderline: {policy: rerun}`; the seeds used are stamped on the result.")
     exports: list[Identifier] = Field(
         default_factory=list, description="Names the harness saves after the last cell, for the probes."
     )
@@ -162,6 +166,29 @@ class LabSpec(BaseModel):
         if clash:
             raise ValueError(f"{sorted(clash)} are set by the harness; remove them")
         return v
+
+    @field_validator("seed_parameter")
+    @classmethod
+    def _seed_is_an_int_parameter(cls, name: str | None, info: ValidationInfo) -> str | None:
+        """A seed the harness can change: one of `parameters` whose value is a whole number."""
+        if name is None:
+            return name
+        if name in RESERVED_PARAMETERS:
+            raise ValueError(f"{name!r} is set by the harness, not a seed; name the lab's seed parameter")
+        if "parameters" not in info.data:  # parameters itself is invalid: that error is reported
+            return name
+        parameters = info.data["parameters"]
+        if name not in parameters:
+            known = ", ".join(parameters) or "none"
+            raise ValueError(f"{name!r} is not one of `parameters` (parameters: {known}); add it there with the "
+                             "seed the first run uses, e.g. `parameters: {seed: 0}`")
+        value = parameters[name]
+        if isinstance(value, bool) or not isinstance(value, int):
+            raise ValueError(f"parameter {name!r} is {value!r}, not a whole number: a seed the harness changes to "
+                             "run the notebook again must be an int (e.g. 0)")
+        if "notebook" in info.data and info.data["notebook"] is None:
+            raise ValueError("a lab without a notebook has no parameters to seed; remove seed_parameter")
+        return name
 
     @field_validator("packages")
     @classmethod

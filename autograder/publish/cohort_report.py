@@ -60,7 +60,8 @@ def render(lab: Lab, results: list[SubmissionResult], feedback_dir: str | None =
                        overview=_overview(lab, results), verdicts=_verdicts(results),
                        metric=_hidden_metric(lab, results), gap=_generalization(lab, results),
                        criteria=_criteria(results), queue=_review_queue(results, feedback_dir),
-                       probe_failures=_probe_failures(results), resources=_resources(lab, results))
+                       probe_failures=_probe_failures(results), resources=_resources(lab, results),
+                       compute=_compute(results), leaderboard=getattr(lab.rubric, "leaderboard", None) is not None)
 
 
 # -- sections ---------------------------------------------------------------------------------------------------
@@ -321,6 +322,40 @@ def _resources(lab: Lab, results: list[SubmissionResult]) -> ResourcesSection | 
         figure=_resource_histograms(seconds, memory, seconds_bar, memory_bar),
         slowest=[SlowRun(r.student, run.status, run.duration_s, _cell(run.peak_memory_mb), r.verdict)
                  for r, run in slowest])
+
+
+@dataclass(frozen=True)
+class ComputeSection:
+    """What grading the cohort cost (results.Compute summed): CPU- and GPU-seconds, the largest peaks."""
+
+    counted: int  # results with a recorded cost
+    missing: str
+    runs: int
+    wall_total: float
+    cpu_total: float | None  # None: no result measured CPU time
+    cpu: Spread | None  # per result: median and most
+    gpu_total: float
+    gpu: Spread | None
+    peak_memory: float | None  # MiB, the largest over the cohort
+    peak_gpu_memory: float | None
+    over_budget: int  # results failed by the course's GPU budget (`compute-budget`)
+
+
+def _compute(results: list[SubmissionResult]) -> ComputeSection | None:
+    costs = [r.compute for r in results if r.compute is not None]
+    if not costs:
+        return None
+    cpu = [c.cpu_s for c in costs if c.cpu_s is not None]
+    gpu = [c.gpu_s for c in costs]
+    peaks = [c.peak_memory_mb for c in costs if c.peak_memory_mb is not None]
+    gpu_peaks = [c.peak_gpu_memory_mb for c in costs if c.peak_gpu_memory_mb is not None]
+    return ComputeSection(
+        counted=len(costs), missing=_missing(len(results) - len(costs), "graded before costs were recorded"),
+        runs=sum(c.runs for c in costs), wall_total=sum(c.wall_s for c in costs),
+        cpu_total=sum(cpu) if cpu else None, cpu=Spread.of(cpu), gpu_total=sum(gpu),
+        gpu=Spread.of(gpu) if any(gpu) else None, peak_memory=max(peaks) if peaks else None,
+        peak_gpu_memory=max(gpu_peaks) if gpu_peaks else None,
+        over_budget=sum(any(c.id == "compute-budget" and c.status == "fail" for c in r.criteria) for r in results))
 
 
 # -- figures ----------------------------------------------------------------------------------------------------

@@ -14,7 +14,7 @@ import sys
 from dataclasses import dataclass, field
 from datetime import date
 from pathlib import Path
-from typing import Any, Literal, get_args
+from typing import TYPE_CHECKING, Any, Literal, get_args
 
 from pydantic import BaseModel, Field
 
@@ -34,6 +34,9 @@ from autograder.publish.html import strip_ansi
 from autograder.results import SubmissionResult
 from autograder.store import Store
 
+if TYPE_CHECKING:
+    from autograder.labs.rubric import Rubric
+
 Format = Literal["json", "csv"]
 ExportFormat = Literal["json", "csv", "canvas", "gradescope", "ladok"]
 FORMATS: tuple[str, ...] = get_args(ExportFormat)
@@ -45,8 +48,9 @@ POINTS_POSSIBLE = "    Points Possible"  # the second row of Canvas's own export
 
 def to_json(results: list[SubmissionResult]) -> str:
     """Every criterion of each student with its value, bar, message, advice and decision; where the rubric runs
-    tests, `tests`: each one's name, outcome, whether it is public, and its message. For staff: hidden tests
-    are named here (the students' formats only count them)."""
+    tests, `tests`: each one's name, outcome, whether it is public, and its message; `environment` (the
+    reproducibility stamp: seeds, image, versions, hardware) and `compute` (CPU/GPU seconds, peak memory).
+    For staff: hidden tests are named here (the students' formats only count them)."""
     from autograder.frames import ran_tests
 
     rows = []
@@ -64,6 +68,9 @@ def to_json(results: list[SubmissionResult]) -> str:
         if any(c.kind == "hidden-tests" for c in r.criteria):
             row["tests"] = [{"name": t.name, "outcome": t.outcome, "public": t.public, "message": t.message}
                             for _, t in ran_tests(r)]
+        # The reproducibility stamp and the cost (null for results graded before they were recorded).
+        row["environment"] = r.environment.model_dump(mode="json") if r.environment is not None else None
+        row["compute"] = r.compute.model_dump(mode="json") if r.compute is not None else None
         rows.append(row)
     return json.dumps(rows, indent=2) + "\n"
 
@@ -161,11 +168,13 @@ def canvas_csv(rows: list[tuple[RosterEntry, str]], assignment: str, points: flo
 
 
 def to_gradescope(result: SubmissionResult, titles: dict[str, str] | None = None, points: float = 1.0,
-                  visibility: Visibility = "visible") -> dict[str, Any]:
+                  visibility: Visibility = "visible", board: list[dict[str, Any]] | None = None
+                  ) -> dict[str, Any]:
     """Gradescope's autograder results.json for one submission. The score is the verdict (all points
     for G, none otherwise); each criterion is a test with its status and the lines the student's
     feedback has, and each public test is one too. Hidden tests are never named: the hidden-tests
-    criterion's own message says how many failed."""
+    criterion's own message says how many failed. `board` (publish/leaderboard.py, `gradescope`), for a
+    lab with a leaderboard, is the top-level `leaderboard` field."""
     titles = titles or {}
     tests: list[dict[str, Any]] = []
     for c in result.criteria:
@@ -184,7 +193,7 @@ def to_gradescope(result: SubmissionResult, titles: dict[str, str] | None = None
                     tests.append(_gs_test(f"{c.id}: {t.name}", t.outcome == "passed", output, visibility,
                                           [c.id, "public-test"]))
     duration = sum(result.timings.values()) or (result.execution.duration_s if result.execution else 0.0)
-    return {
+    doc: dict[str, Any] = {
         "score": float(points) if result.verdict == "G" else 0.0,
         "execution_time": round(duration),
         "output": verdict_line(result),
@@ -196,6 +205,9 @@ def to_gradescope(result: SubmissionResult, titles: dict[str, str] | None = None
         "extra_data": {"lab": result.lab, "verdict": result.verdict, "lab_version": result.lab_version},
         "tests": tests,
     }
+    if board:
+        doc["leaderboard"] = board
+    return doc
 
 
 def _gs_test(name: str, passed: bool, output: str, visibility: Visibility, tags: list[str]) -> dict[str, Any]:
@@ -458,7 +470,12 @@ def _gradescope(rows: list[_Row], lab: str, o: ExportOptions, out: Path | str, r
     if str(out) == "-":
         raise UserError("gradescope writes files, one results.json per student",
                         "pass -o FOLDER, or -o results.json with --student STUDENT")
+    from autograder.publish import leaderboard  # here: it reads metrics (numpy), which `autograder --help` need not
+
     titles = _titles(lab, o.root, report)
+    rubric = _rubric(lab, o.root)
+    ranked = rubric.leaderboard if rubric is not None else None
+    unranked: list[str] = []  # students of a leaderboard lab whose result has no value to rank
     out = Path(out)
     if out.suffix == ".json":
         if len(rows) != 1:
@@ -468,10 +485,15 @@ def _gradescope(rows: list[_Row], lab: str, o: ExportOptions, out: Path | str, r
     else:
         files = {out / _safe_name(r.student) / "results.json": r for r in rows}
     for (path, row), result in zip(files.items(), _results(list(files.values())), strict=True):
-        doc = to_gradescope(result, titles, o.points, o.visibility)
+        board = leaderboard.gradescope(rubric, result) if rubric is not None else None
+        doc = to_gradescope(result, titles, o.points, o.visibility, board)
         _write_text(path, json.dumps(doc, indent=2) + "\n")
         report.written.append(path)
         report.published.append(row.student)
+        if ranked is not None and board is None:
+            unranked.append(row.student)
+    if ranked is not None and unranked:
+        report.notes.append(f"not on Gradescope's leaderboard (no measured {ranked.criterion}): {', '.join(unranked)}")
 
 
 def _ladok(rows: list[_Row], roster: Roster, lab: str | None, course: CourseSpec | None, o: ExportOptions,
@@ -533,6 +555,19 @@ def _titles(lab: str, root: Path | None, report: ExportReport) -> dict[str, str]
         report.notes.append(f"{path} not found: the tests are named by criterion id")
         return {}
     return {c.id: c.title for c in load_model(path, Rubric).criteria if c.title}
+
+
+def _rubric(lab: str, root: Path | None) -> Rubric | None:
+    """The lab's rubric for its leaderboard block; None where it cannot be found (_titles has said so)."""
+    from autograder.labs.lab import find_root
+    from autograder.labs.loading import load_model
+    from autograder.labs.rubric import Rubric
+
+    try:
+        path = find_root(root) / "rubrics" / f"{lab}.yaml"
+    except UserError:
+        return None
+    return load_model(path, Rubric) if path.is_file() else None
 
 
 def _safe_name(student: str) -> str:

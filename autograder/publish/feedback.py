@@ -28,6 +28,7 @@ from autograder.errors import UserError
 from autograder.labs.lab import Lab
 from autograder.labs.spec import human_size
 from autograder.notebooks import load_notebook
+from autograder.publish import leaderboard
 from autograder.publish.html import figure_data_uri, matplotlib_backend, render, strip_ansi
 from autograder.results import HiddenTestResult, Override, SubmissionResult
 from autograder.sandbox.runner import scrub_paths
@@ -107,6 +108,7 @@ class Feedback:
     history: dict[str, np.ndarray] = field(default_factory=dict)
     confusion: Confusion | None = None
     failure: Failure | None = None
+    board: leaderboard.Section | None = None  # the lab's leaderboard as this student sees it (write_feedback)
 
     @property
     def titles(self) -> dict[str, str]:
@@ -239,6 +241,32 @@ def _resources(fb: Feedback) -> list[tuple[str, str]]:
             ("Device", run.device)]
     if run.peak_gpu_memory_mb is not None:
         rows.append(("Peak GPU memory", f"{run.peak_gpu_memory_mb:.0f} MB"))
+    compute = fb.result.compute
+    if compute is not None and compute.cpu_s is not None:
+        rows.append(("CPU time", f"{compute.cpu_s:.1f} CPU-seconds over {compute.runs} sandbox run"
+                     f"{'s' if compute.runs != 1 else ''}"))
+    if compute is not None and compute.gpu_s:
+        rows.append(("GPU time", f"{compute.gpu_s:.0f} GPU-seconds (run time x GPUs held)"))
+    return rows
+
+
+def graded_under(fb: Feedback) -> list[tuple[str, str]]:
+    """'How this was graded': the reproducibility stamp, so a student (or a TA asked "why?") can run the
+    notebook the same way. Seeds, the image, versions and hardware only: nothing of the hidden data."""
+    env = fb.result.environment
+    if env is None:
+        return []
+    seeds = ", ".join(str(s) for s in env.seeds) or "none set by the lab"
+    rows = [("Seed" + ("s" if len(env.seeds) > 1 else ""), seeds)]
+    if env.image:
+        rows.append(("Sandbox image", f"{env.image} ({env.image_digest[:19] or 'id unknown'})"))
+    rows.append(("Software", f"Python {env.python or '?'}" + (f", torch {env.torch}" if env.torch else "")
+                 + (f", CUDA {env.cuda}" if env.cuda else "")))
+    rows.append(("Hardware", (env.gpu + (f" (driver {env.driver})" if env.driver else "")) if env.gpu else env.cpu
+                 or "unknown"))
+    if env.deterministic:
+        rows.append(("Settings", ", ".join(f"{k}={v}" for k, v in sorted(env.deterministic.items()))))
+    rows.append(("Grader", f"autograder {env.harness_version or '?'} ({env.backend or '?'} backend)"))
     return rows
 
 
@@ -322,7 +350,8 @@ def to_html(fb: Feedback) -> str:
                   submission=r.submission_hash[:12], verdict=r.verdict, meaning=VERDICT_MEANING[r.verdict],
                   criteria=criterion_rows(fb), tests=public, hidden=_hidden_count(hidden) if hidden else "",
                   curves=curves_section(fb.history) if fb.has_curves else None, confusion=fb.confusion,
-                  failure=fb.failure, resources=_resources(fb), notes=r.notes)
+                  failure=fb.failure, resources=_resources(fb), notes=r.notes, leaderboard=fb.board,
+                  graded_under=graded_under(fb))
 
 
 def criterion_rows(fb: Feedback) -> list[CriterionRow]:
@@ -424,8 +453,12 @@ def to_markdown(fb: Feedback) -> str:
             lines += ["", f"Error: {md_text(f.error)}"]
         if f.traceback:
             lines += ["", md_code(f.traceback)]
+    if fb.board is not None:
+        lines += ["", "## Leaderboard", "", md_text(leaderboard.markdown_line(fb.board))]
     if fb.result.execution is not None:
         lines += ["", "## Time and memory", ""] + [f"- {md_text(k)}: {md_text(v)}" for k, v in _resources(fb)]
+    if fb.result.environment is not None:
+        lines += ["", "## How this was graded", ""] + [f"- {md_text(k)}: {md_text(v)}" for k, v in graded_under(fb)]
     if r.notes:
         lines += ["", "## Notes", ""] + [f"- {md_text(n)}" for n in r.notes]
     return "\n".join(lines) + "\n"
@@ -482,9 +515,11 @@ def write_feedback(lab: Lab, store: Store, out_dir: Path, students: Iterable[str
         raise UserError(f"{out_dir}: cannot create the feedback folder: {exc}", "pass -o with a writable folder"
                         ) from exc
     stems = file_stems(r.student for r in results)
+    board = leaderboard.of_store(lab, store)  # the whole cohort's, whichever students are written
     written = []
     for r in results:
         fb = gather(lab, store, r)
+        fb.board = leaderboard.section(board, r.student) if board is not None else None
         for suffix, text in ((".html", to_html(fb)), (".md", to_markdown(fb))):
             path = out_dir / f"{stems[r.student]}{suffix}"
             path.write_text(text, encoding="utf-8")

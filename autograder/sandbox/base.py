@@ -82,6 +82,8 @@ class SandboxRun(BaseModel):
     exit_code: int | None = None
     duration_s: float = 0.0
     peak_memory_bytes: int | None = None
+    cpu_s: float | None = Field(None, description="User + system CPU seconds of the run's processes, measured "
+                                "from outside (rusage, /proc, the container's cgroup); None where unmeasured.")
     gpu_ids: list[str] = Field(default_factory=list)
     peak_gpu_memory_bytes: int | None = None
     stdout: str = ""
@@ -90,11 +92,25 @@ class SandboxRun(BaseModel):
     attachment: bytes = Field(b"", exclude=True, repr=False, description="What the runner sent after its report.")
 
 
+# Settings in the sandbox's environment that make a run repeatable: the reproducibility stamp records
+# them (grading/stamp.py). PYTHONHASHSEED fixes set and dict-of-str order; CUBLAS_WORKSPACE_CONFIG lets
+# torch.use_deterministic_algorithms(True) run cuBLAS deterministically (it fixes no other CUDA kernel).
+DETERMINISTIC = ("PYTHONHASHSEED", "CUBLAS_WORKSPACE_CONFIG", "OMP_NUM_THREADS", "MKL_NUM_THREADS",
+                 "OPENBLAS_NUM_THREADS")
+
+
+def deterministic(env: dict[str, str]) -> dict[str, str]:
+    """The repeatability settings among a sandbox environment's variables."""
+    return {key: env[key] for key in DETERMINISTIC if key in env}
+
+
 def sandbox_env(home: str, tmp: str, cpus: float, visible_gpus: str, path: str) -> dict[str, str]:
     """A clean environment, the same in every backend: its own home, config, cache and temp
     folders (the runner creates them), thread counts from the CPU limit, and only the GPUs given."""
     threads = str(max(1, int(cpus)))
     return {
+        "PYTHONHASHSEED": "0",
+        "CUBLAS_WORKSPACE_CONFIG": ":4096:8",
         "HOME": home,
         "MPLCONFIGDIR": f"{home}/matplotlib",
         "IPYTHONDIR": f"{home}/ipython",

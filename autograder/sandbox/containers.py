@@ -313,7 +313,8 @@ class DockerBackend(SandboxBackend):
         state = container.attrs.get("State", {})
         run = SandboxRun(status="ok", exit_code=state.get("ExitCode", exit_code[0] if exit_code else None),
                          duration_s=round(time.monotonic() - started, 3), peak_memory_bytes=sampler.memory,
-                         gpu_ids=job.gpu_ids, peak_gpu_memory_bytes=sampler.gpu_memory, stderr=err.text())
+                         cpu_s=sampler.cpu_used(warm), gpu_ids=job.gpu_ids,
+                         peak_gpu_memory_bytes=sampler.gpu_memory, stderr=err.text())
         if not killed:
             read_report(run, report)
         self._explain(run, state, killed, sampler.pids, limits)
@@ -386,6 +387,8 @@ class _Sampler(threading.Thread):
         self.memory: int | None = None  # peak where the engine keeps one (cgroup v1), else sampled
         self.pids = 0
         self.gpu_memory: int | None = None
+        self.cpu_s: float | None = None  # CPU seconds so far: the cgroup's usage, or the engine's stats
+        self.cpu_first: float | None = None  # at the first sample: a warm spare's imports before its job
         self.cgroup: dict[str, str] | None = None  # its cgroup files, {} where they are not visible
 
     def run(self) -> None:
@@ -411,6 +414,10 @@ class _Sampler(threading.Thread):
             self.pids = max(self.pids, _read_int(self.cgroup["pids"]) or 0)
             if _fork_refused(self.cgroup["events"]):
                 self.pids = max(self.pids, self.pids_limit)
+            cpu = _cpu_seconds(self.cgroup["cpu"])
+            if cpu is not None:  # the cgroup goes with the container: the last sample is what it used
+                self.cpu_s = max(self.cpu_s or 0.0, cpu)
+                self.cpu_first = cpu if self.cpu_first is None else self.cpu_first
             return
         try:
             raw = self.client.api.stats(self.container.id, stream=False, one_shot=True)
@@ -421,6 +428,16 @@ class _Sampler(threading.Thread):
         if used:
             self.memory = max(self.memory or 0, used)
         self.pids = max(self.pids, int((raw.get("pids_stats") or {}).get("current") or 0))
+        used_ns = ((raw.get("cpu_stats") or {}).get("cpu_usage") or {}).get("total_usage")
+        if used_ns:
+            self.cpu_s = max(self.cpu_s or 0.0, int(used_ns) / 1e9)
+            self.cpu_first = self.cpu_s if self.cpu_first is None else self.cpu_first
+
+    def cpu_used(self, warm: bool) -> float | None:
+        """The run's CPU seconds; a warm spare's time before its job (its imports) is not the run's."""
+        if self.cpu_s is None:
+            return None
+        return round(self.cpu_s - ((self.cpu_first or 0.0) if warm else 0.0), 3)
 
     def _host_pids(self) -> set[int]:
         try:
@@ -445,9 +462,16 @@ _CGROUPS = (
 )
 
 
+# Its CPU usage, in the same order: cpuacct.usage (ns) in v1, cpu.stat's usage_usec in v2.
+_CPU = ("/sys/fs/cgroup/cpuacct/docker/{id}/cpuacct.usage",
+        "/sys/fs/cgroup/cpuacct/system.slice/docker-{id}.scope/cpuacct.usage",
+        "/sys/fs/cgroup/system.slice/docker-{id}.scope/cpu.stat",
+        "/sys/fs/cgroup/docker/{id}/cpu.stat")
+
+
 def _cgroup_files(container_id: str) -> dict[str, str]:
-    for memory, pids, events in _CGROUPS:
-        paths = {"memory": memory, "pids": pids, "events": events}
+    for (memory, pids, events), cpu in zip(_CGROUPS, _CPU, strict=True):
+        paths = {"memory": memory, "pids": pids, "events": events, "cpu": cpu}
         paths = {k: v.format(id=container_id) for k, v in paths.items()}
         if os.path.exists(paths["pids"]):
             return paths
@@ -460,6 +484,22 @@ def _read_int(path: str) -> int | None:
             return int(f.read().split()[0])
     except (OSError, ValueError, IndexError):
         return None
+
+
+def _cpu_seconds(path: str) -> float | None:
+    """User + system CPU seconds a cgroup's processes used, from its cpuacct.usage or cpu.stat."""
+    try:
+        with open(path) as f:
+            text = f.read()
+    except OSError:
+        return None
+    if path.endswith("cpu.stat"):
+        for line in text.splitlines():
+            key, _, value = line.partition(" ")
+            if key == "usage_usec" and value.strip().isdigit():
+                return int(value) / 1e6
+        return None
+    return int(text.split()[0]) / 1e9 if text.split() and text.split()[0].isdigit() else None
 
 
 def _fork_refused(events_path: str) -> bool:

@@ -234,13 +234,13 @@ class LocalBackend(SandboxBackend):
         """Watch the started job to its end and read what it reported (None: a warm runner that
         ended without taking its job)."""
         proc = runner.proc
-        status, message, peak, peak_gpu = self._watch(proc, job, workdir)
+        status, message, peak, peak_gpu, cpu = self._watch(proc, job, workdir)
         runner.join()
         if warm and not taken(runner.report.buffer) and status != "cancelled":
             return None
         run = SandboxRun(
             status=status, message=message, exit_code=proc.returncode,
-            duration_s=round(time.monotonic() - started, 3), peak_memory_bytes=peak,
+            duration_s=round(time.monotonic() - started, 3), peak_memory_bytes=peak, cpu_s=cpu,
             gpu_ids=job.gpu_ids, peak_gpu_memory_bytes=peak_gpu, stdout=runner.out.buffer.text(),
             stderr=runner.err.buffer.text(),
         )
@@ -249,20 +249,21 @@ class LocalBackend(SandboxBackend):
         return run
 
     def _watch(self, proc: subprocess.Popen, job: SandboxJob,
-               workdir: Path) -> tuple[SandboxStatus, str, int, int | None]:
+               workdir: Path) -> tuple[SandboxStatus, str, int, int | None, float | None]:
         """Poll until exit, killing the whole tree at the time, memory or disk limit;
-        returns (status, why, peak memory, peak GPU memory)."""
+        returns (status, why, peak memory, peak GPU memory, CPU seconds)."""
         limits, gpus = job.limits, bool(job.gpu_ids)
         next_disk_check = time.monotonic() + DISK_CHECK_S
         root = psutil.Process(proc.pid)
         seen: dict[int, psutil.Process] = {proc.pid: root}
+        cpu = _CpuClock(root)
         deadline = time.monotonic() + limits.timeout
         peak = 0
         peak_gpu: int | None = None
         next_gpu_sample = time.monotonic()
         status: SandboxStatus = "ok"
         message = ""
-        while proc.poll() is None:
+        while proc.returncode is None:
             if gpus and time.monotonic() >= next_gpu_sample:
                 used = gpu_memory_used(seen)
                 if used is not None:
@@ -276,7 +277,9 @@ class LocalBackend(SandboxBackend):
                 pass
             for p in list(seen.values()):
                 try:
-                    rss += p.memory_info().rss
+                    with p.oneshot():
+                        rss += p.memory_info().rss
+                        cpu.sample(p)
                 except psutil.Error:
                     continue
             peak = max(peak, rss)
@@ -296,13 +299,62 @@ class LocalBackend(SandboxBackend):
             if time.monotonic() > deadline:
                 status, message = "timeout", f"ran longer than the {limits.timeout:g} s time limit"
                 break
-            try:
-                proc.wait(timeout=POLL_S)  # wakes at once when the run ends
-            except subprocess.TimeoutExpired:
-                pass
+            cpu.reap(proc, POLL_S)  # wakes at once when the run ends
         _kill_all(seen, proc.pid)
-        proc.wait()
-        return status, message, peak, peak_gpu
+        cpu.reap(proc, None)
+        return status, message, peak, peak_gpu, cpu.seconds()
+
+
+class _CpuClock:
+    """CPU seconds of a run's process tree, measured from outside: the runner's rusage when it is
+    reaped (its own time and that of every child it waited for, the kernel included), or, where
+    that is less (a tree killed at a limit, whose orphans no one here reaps), the sum of each seen
+    process's own time at its last sample. A warm runner's time before its job (imports while it
+    waited) is not the run's: it is taken off."""
+
+    def __init__(self, root: psutil.Process) -> None:
+        self.own: dict[int, float] = {}
+        self.usage: float | None = None
+        try:
+            t = root.cpu_times()
+            self.before = t.user + t.system + t.children_user + t.children_system
+            self.own[root.pid] = t.user + t.system
+        except psutil.Error:
+            self.before = 0.0
+        self.own_before = self.own.get(root.pid, 0.0)
+
+    def sample(self, p: psutil.Process) -> None:
+        t = p.cpu_times()
+        self.own[p.pid] = t.user + t.system
+
+    def reap(self, proc: subprocess.Popen, timeout: float | None) -> None:
+        """proc.wait(timeout) through os.wait4, which keeps the exited runner's rusage."""
+        if proc.returncode is not None:
+            return
+        deadline = None if timeout is None else time.monotonic() + timeout
+        delay = 0.0005
+        while True:
+            try:
+                pid, status, usage = os.wait4(proc.pid, os.WNOHANG if deadline is not None else 0)
+            except ChildProcessError:  # reaped elsewhere: its rusage is gone, the samples stand
+                proc.poll()
+                return
+            if pid:
+                proc.returncode = os.waitstatus_to_exitcode(status)
+                self.usage = usage.ru_utime + usage.ru_stime
+                return
+            assert deadline is not None
+            left = deadline - time.monotonic()
+            if left <= 0:
+                return
+            delay = min(delay * 2, left, POLL_S)
+            time.sleep(delay)
+
+    def seconds(self) -> float | None:
+        sampled = sum(self.own.values()) - self.own_before
+        if self.usage is None and not self.own:
+            return None
+        return round(max(sampled, (self.usage or 0.0) - self.before, 0.0), 3)
 
 
 def _kill_all(processes: dict[int, psutil.Process], group: int) -> None:

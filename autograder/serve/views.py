@@ -23,7 +23,7 @@ VERDICTS = ("G", "U", "review", "error")
 STATUSES = ("pass", "fail", "review", "error", "skipped")
 NOT_MET = ("fail", "review", "error")
 # Details shown in their own part of the evidence page (or not at all), not in the table of details.
-SHOWN_APART = {"text", "similar_to", "code", "own_status", "own_message", "own_advice", GRADER_ADVICE}
+SHOWN_APART = {"text", "similar_to", "code", "own_status", "own_message", "own_advice", GRADER_ADVICE, "runs", "rerun"}
 MAX_DETAIL_CHARS = 4000  # one detail's text in the table; the rest is cut with a note
 MAX_TEXT_CHARS = 50_000  # a text shown alone (a reflection is a few hundred words)
 
@@ -213,6 +213,18 @@ class Pair:
 
 
 @dataclass
+class Run:
+    """One run of a notebook judged on several seeds (grading/reruns.py), as text for the table."""
+
+    seed: str
+    value: str
+    interval: str
+    status: str
+    message: str
+    stages: str
+
+
+@dataclass
 class Evidence:
     result: SubmissionResult
     criterion: CriterionResult
@@ -221,6 +233,36 @@ class Evidence:
     text: str
     pairs: list[Pair] = field(default_factory=list)
     notebook: Markup | None = None
+    runs: list[Run] = field(default_factory=list)
+    runs_summary: str = ""
+
+
+def runs_of(c: CriterionResult) -> tuple[list[Run], str]:
+    """The runs of a borderline criterion re-run with other seeds, and one line on how they went."""
+    found = c.details.get("runs")
+    if not isinstance(found, list):
+        return [], ""
+    rows = []
+    for run in found:
+        if not isinstance(run, dict):
+            continue
+        value, interval = _number(run.get("value")), run.get("interval")
+        span = (f"{low:.4g} to {high:.4g}" if isinstance(interval, list) and len(interval) == 2
+                and (low := _number(interval[0])) is not None and (high := _number(interval[1])) is not None else "")
+        stages = run.get("stages")
+        stages = stages if isinstance(stages, dict) else {}
+        rows.append(Run(seed=str(run.get("seed", "")), value=f"{value:.4g}" if value is not None else "no value",
+                        interval=span, status=str(run.get("status", "")), message=str(run.get("message", "")),
+                        stages=", ".join(f"{k} {str(v)[:12]}" for k, v in stages.items())))
+    plan = c.details.get("rerun")
+    plan = plan if isinstance(plan, dict) else {}
+    median = _number(c.details.get("median"))
+    summary = f"{len(rows)} of {plan.get('planned', len(rows))} planned runs"
+    if median is not None:
+        summary += f"; median {median:.4g}"
+    if plan.get("stopped"):
+        summary += f"; stopped: {plan['stopped']}"
+    return rows, summary
 
 
 def details_table(details: dict[str, Any]) -> list[tuple[str, str]]:
@@ -325,5 +367,7 @@ def evidence(store: Store, result: SubmissionResult, c: CriterionResult,
     notebook = components.notebook(folders["execute"]) if "execute" in folders else None
     if len(text) > MAX_TEXT_CHARS:
         text = text[:MAX_TEXT_CHARS] + f"\n... ({len(text) - MAX_TEXT_CHARS:,} more characters not shown)"
+    runs, runs_summary = runs_of(c)
     return Evidence(result=result, criterion=c, details=details_table(c.details), bar=bar(c, lab_results),
-                    text=text if not pairs else "", pairs=pairs, notebook=notebook)
+                    text=text if not pairs else "", pairs=pairs, notebook=notebook, runs=runs,
+                    runs_summary=runs_summary)

