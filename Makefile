@@ -54,7 +54,7 @@ $(TESTDEPS): $(STAMP) pyproject.toml
 test: install $(TESTDEPS)
 	$(BIN)/python -m pytest $(PYTEST_ARGS)
 
-# The loop while working: all but the `slow` tests, in under two minutes.
+# The loop while working: all but the `slow` tests, in about two minutes.
 test-fast: install $(TESTDEPS)
 	$(BIN)/python -m pytest -m "not slow" -q $(PYTEST_ARGS)
 
