@@ -143,17 +143,9 @@ def languages(args: argparse.Namespace) -> None:
     os.environ.pop("AUTOGRADER_EMBEDDINGS", None)
     for mode, table in tables.items():
         print(f"\nOutcomes, {mode}:\n\n{table}\n")
-    lines = [f"## Reflections in Swedish and English, {date.today().isoformat()}", "",
-             f"`benchmarks/reflections.py --languages --repeat {args.repeat}`: the language detector (py3langid) "
-             "and the reflection criterion of lab1-mlp, lab2-cnn and lab3-autoencoder on "
-             f"tests/fixtures/reflections_languages.yaml, {platform.machine()}, {os.cpu_count()} CPUs, Python "
-             f"{platform.python_version()}. Medians of {args.repeat} runs.", "",
-             "| what | time |", "|---|---|"] + [f"| {what} | {value} |" for what, value in rows] + [""]
-    text = "\n".join(lines)
-    print(text)
-    if not args.no_write:
-        with (REPO / "docs" / "benchmarks.md").open("a", encoding="utf-8") as f:
-            f.write("\n" + text)
+    _section("Reflections in Swedish and English", "--languages", "the language detector (py3langid) and the "
+             "reflection criterion of lab1-mlp, lab2-cnn and lab3-autoencoder on "
+             "tests/fixtures/reflections_languages.yaml", rows, args)
 
 
 def main() -> None:
@@ -220,9 +212,15 @@ def main() -> None:
     rows.append((f"the same copy search in a later process, vectors kept in the store (model loads: {loaded})",
                  f"{statistics.median(kept_times):.2f} s"))
 
-    lines = [f"## Judging reflections, {date.today().isoformat()}", "",
-             f"`benchmarks/reflections.py --repeat {args.repeat}`: lab1-mlp's reflection criterion on the corpus "
-             f"of tests/fixtures/reflections.yaml, {platform.machine()}, {os.cpu_count()} CPUs, Python "
+    _section("Judging reflections", "", "lab1-mlp's reflection criterion on the corpus of "
+             "tests/fixtures/reflections.yaml", rows, args)
+
+
+def _section(title: str, flags: str, what: str, rows: list[tuple[str, str]], args: argparse.Namespace) -> None:
+    """Print the figures as a section of docs/benchmarks.md, and append it there unless --no-write."""
+    command = " ".join(filter(None, ["benchmarks/reflections.py", flags, f"--repeat {args.repeat}"]))
+    lines = [f"## {title}, {date.today().isoformat()}", "",
+             f"`{command}`: {what}, {platform.machine()}, {os.cpu_count()} CPUs, Python "
              f"{platform.python_version()}. Medians of {args.repeat} runs.", "",
              "| what | time |", "|---|---|"] + [f"| {what} | {value} |" for what, value in rows] + [""]
     text = "\n".join(lines)
